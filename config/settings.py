@@ -1,0 +1,253 @@
+"""Settings: the only reader of the environment and `.env`, parsed and validated once."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+T = TypeVar("T")
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_DATABASE_URL = "sqlite:///supportchat.db"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_WORKER_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mysql+aiomysql",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+class SettingsError(ValueError):
+    """A malformed setting; its text is the one line printed at start-up."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 3000
+    host: str = "127.0.0.1"
+    trusted_proxies: tuple[IpNetwork, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+    worker_id: str | None = None
+    database_url: str = "sqlite+aiosqlite:///supportchat.db"
+    redis_url: str | None = None
+    broker_url: str | None = None
+    jwt_secret: Secret | None = field(default=None, repr=False)
+    jwt_ttl_seconds: float = 8 * 3600.0
+    allowed_origins: tuple[str, ...] = ()
+    cookie_secure: bool = False
+    msg_rate: float = 20.0
+    msg_burst: int = 40
+    password_min_length: int = 12
+    msg_max_chars: int = 4000
+    max_packet_chars: int = 65536
+    login_failures_per_minute: int = 10
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env"
+) -> Settings:
+    """Build `Settings` from `environ` (default: the process environment) over `.env`.
+
+    Raises `SettingsError` whose text names the variable and what was wrong with it.
+    """
+    values: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    def get(name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = values.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}, got {raw!r}") from None
+
+    database_url = get("DATABASE_URL", parse_database_url, parse_database_url(DEFAULT_DATABASE_URL))
+    redis_url = get("REDIS_URL", _url_parser("redis", "rediss", "redis+sentinel"), None)
+    secret = get("JWT_SECRET", Secret, None)
+    if secret is None and (redis_url or not database_url.startswith("sqlite")):
+        raise SettingsError(
+            "JWT_SECRET: required (at least 32 bytes) when REDIS_URL or a non-SQLite "
+            "DATABASE_URL is set"
+        )
+    if secret is not None and len(secret.reveal().encode()) < 32:
+        raise SettingsError("JWT_SECRET: must be at least 32 bytes long")
+    return Settings(
+        port=get("PORT", _int_in(1, 65535), 3000),
+        host=get("HOST", _host, "127.0.0.1"),
+        trusted_proxies=get("TRUSTED_PROXIES", _networks, Settings.trusted_proxies),
+        worker_id=get("WORKER_ID", _worker_id, None),
+        database_url=database_url,
+        redis_url=redis_url,
+        broker_url=get("BROKER_URL", _url_parser("redis", "rediss", "amqp", "amqps"), None),
+        jwt_secret=secret,
+        jwt_ttl_seconds=get("JWT_TTL", _duration, 8 * 3600.0),
+        allowed_origins=get("ALLOWED_ORIGINS", _origins, ()),
+        cookie_secure=get("COOKIE_SECURE", _bool, False),
+        msg_rate=get("MSG_RATE", _float_at_least(0.0), 20.0),
+        msg_burst=get("MSG_BURST", _int_in(1, 1_000_000), 40),
+        password_min_length=get("PASSWORD_MIN_LENGTH", _int_in(1, 128), 12),
+        msg_max_chars=get("MSG_MAX_CHARS", _int_in(1, 1_000_000), 4000),
+        max_packet_chars=get("MAX_PACKET_CHARS", _int_in(1024, 100_000_000), 65536),
+        login_failures_per_minute=get("LOGIN_FAILURES_PER_MINUTE", _int_in(1, 1_000_000), 10),
+        log_level=get("LOG_LEVEL", _log_level, "INFO"),
+    )
+
+
+def parse_database_url(raw: str) -> str:
+    """Map the contract's URL schemes to SQLAlchemy async drivers."""
+    scheme, sep, rest = raw.partition("://")
+    base = scheme.split("+", 1)[0].lower()
+    if not sep or base not in _DRIVERS:
+        raise ValueError("expected sqlite:///path, mysql://user:pass@host/db or postgresql://...")
+    if base == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("expected sqlite:///relative/path or sqlite:////absolute/path")
+    else:
+        parts = urlsplit(raw)
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("expected a host and a database name")
+    return f"{_DRIVERS[base]}://{rest}"
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a SQLite database URL, or None for another database or `:memory:`."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split(":///", 1)[1].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _url_parser(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme.lower() not in schemes or not (parts.hostname or parts.netloc):
+            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw
+
+    return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_at_least(low: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not value >= low or value == float("inf"):
+            raise ValueError(f"expected a finite number of at least {low:g}")
+        return value
+
+    return parse
+
+
+def _duration(raw: str) -> float:
+    match = _DURATION.match(raw.lower())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError("expected a duration such as 8h, 30m or 3600s")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _host(raw: str) -> str:
+    if any(c.isspace() for c in raw) or "/" in raw:
+        raise ValueError("expected a host name or an IP address")
+    return raw
+
+
+def _networks(raw: str) -> tuple[IpNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise ValueError("expected comma-separated IP addresses or networks") from None
+
+
+def _worker_id(raw: str) -> str:
+    if not _WORKER_ID.match(raw):
+        raise ValueError("expected 1-32 letters and digits")
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = []
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ValueError("expected comma-separated origins such as https://example.com")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level

@@ -1,0 +1,57 @@
+"""`make_app`: the route table, nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import socketio
+import swagger_ui_bundle
+import tornado.web
+
+from config.settings import Settings
+from services import Services
+from sockets.transport import make_transport_handler
+
+from handlers import api, ops, pages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_app(settings: Settings, services: Services, sio: socketio.AsyncServer) -> tornado.web.Application:
+    s = {"services": services}
+    routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, object]] | tuple[str, type, dict[str, str]]] = [
+        (r"/", pages.HomePage, s),
+        (r"/login", pages.LoginPage, s),
+        (r"/register", pages.RegisterPage, s),
+        (r"/logout", pages.LogoutPage, s),
+        (r"/chat", pages.ChatPage, s),
+        (r"/admin", pages.AdminPage, s),
+        (r"/api/login", api.LoginApi, s),
+        (r"/api/logout", api.LogoutApi, s),
+        (r"/api/register", api.RegisterApi, s),
+        (r"/api/me", api.MeApi, s),
+        (r"/api/messages", api.MessagesApi, s),
+        (r"/api/conversations", api.ConversationsApi, s),
+        (r"/api/users/([^/]+)/role", api.RoleApi, s),
+        (r"/api/.*", api.UnknownApi, s),
+        (r"/healthz", ops.HealthHandler, s),
+        (r"/metrics", ops.MetricsHandler, s),
+        (r"/openapi.json", ops.OpenApiHandler, s),
+        (r"/api-docs/?", ops.ApiDocsHandler, s),
+        (r"/api-docs/vendor/(.*)", tornado.web.StaticFileHandler,
+         {"path": swagger_ui_bundle.swagger_ui_path}),
+        (r"/socket.io/", make_transport_handler(sio, settings), {}),
+    ]
+    return tornado.web.Application(
+        routes,  # type: ignore[arg-type]
+        template_path=str(ROOT / "templates"),
+        static_path=str(ROOT / "static"),
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict", "secure": settings.cookie_secure},
+        default_handler_class=ops.NotFoundHandler,
+        default_handler_args=s,
+        websocket_max_message_size=settings.max_packet_chars * 4 + 64,
+        websocket_ping_interval=None,
+        compress_response=False,
+        hsts=settings.cookie_secure,
+    )

@@ -1,0 +1,157 @@
+"""`BaseHandler` and `ApiHandler`: services, the current user, bodies, security headers and
+`write_error`, the one place where exceptions become responses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import tornado.web
+from sqlalchemy.exc import SQLAlchemyError
+
+from models.user import User
+from services import Services
+from services.auth import Claims
+from services.errors import AppError, Code, unavailable
+from services.metrics import HTTP_REQUESTS
+from services.wire import TOKEN_COOKIE
+
+from handlers.forwarding import client_address
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+OUTAGE = (SQLAlchemyError, OSError, TimeoutError)
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    services: Services
+    me: User | None = None
+    claims: Claims | None = None
+    csp = CSP
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", self.csp)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Cross-Origin-Opener-Policy", "same-origin")
+        if self.application.settings.get("hsts"):  # set before initialize() runs
+            self.set_header("Strict-Transport-Security", "max-age=15552000; includeSubDomains")
+
+    @property
+    def client_ip(self) -> str:
+        return client_address(self.request, self.services.settings.trusted_proxies)
+
+    def bearer_or_cookie(self) -> str | None:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return self.get_cookie(TOKEN_COOKIE) or None
+
+    async def load_user(self) -> None:
+        """Who is calling, from the database; a bad token is simply no user."""
+        token = self.bearer_or_cookie()
+        if token is None:
+            return
+        try:
+            self.me, self.claims = await self.services.auth.authenticate(token)
+        except AppError as exc:
+            if exc.code is not Code.UNAUTHENTICATED:
+                raise
+
+    def set_token_cookie(self, token: str, expires: Any) -> None:
+        self.set_cookie(
+            TOKEN_COOKIE,
+            token,
+            expires=expires,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=self.services.settings.cookie_secure,
+        )
+
+    def clear_token_cookie(self) -> None:
+        self.clear_cookie(
+            TOKEN_COOKIE, path="/", httponly=True, samesite="Lax",
+            secure=self.services.settings.cookie_secure,
+        )
+
+    def on_finish(self) -> None:
+        route = type(self).__name__
+        HTTP_REQUESTS.labels(route, str(self.get_status())).inc()
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, AppError | tornado.web.HTTPError):
+            return  # expected: answered with its own status
+        if isinstance(value, OUTAGE):
+            log.warning("%s %s: database unavailable (%s)", self.request.method,
+                        self.request.path, type(value).__name__)
+            return
+        super().log_exception(typ, value, tb)
+
+    def app_error(self, exc: BaseException | None) -> AppError:
+        if isinstance(exc, AppError):
+            return exc
+        if isinstance(exc, OUTAGE):
+            return unavailable()
+        return AppError(Code.UNAVAILABLE, "Something went wrong on our side.")
+
+
+class ApiHandler(BaseHandler):
+    """JSON in and out. State changes must be `application/json`, which a cross-site form
+    cannot send: with the SameSite=Lax cookie, that is the API's CSRF protection."""
+
+    def check_xsrf_cookie(self) -> None:
+        if self.request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if media != "application/json":
+                raise AppError(Code.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json.")
+
+    async def prepare(self) -> None:
+        self.check_xsrf_cookie()
+        await self.load_user()
+
+    def json_body(self) -> object:
+        try:
+            return json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise AppError(Code.INVALID, "The body is not valid JSON.") from None
+
+    def require_user(self) -> User:
+        if self.me is None:
+            raise AppError(Code.UNAUTHENTICATED, "Log in first.")
+        return self.me
+
+    def require_admin(self) -> User:
+        me = self.require_user()
+        if not me.is_admin:
+            raise AppError(Code.FORBIDDEN, "Admins only.")
+        return me
+
+    def send_json(self, body: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body, ensure_ascii=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, tornado.web.HTTPError) and not isinstance(exc, AppError):
+            error = AppError(
+                {404: Code.NOT_FOUND, 405: Code.INVALID, 403: Code.FORBIDDEN}.get(status_code, Code.INVALID),
+                exc.log_message or self._reason,
+            ) if status_code < 500 else self.app_error(None)
+            self.send_json(error.body(), status_code)
+            return
+        error = self.app_error(exc)
+        self.send_json(error.body(), error.status)

@@ -1,0 +1,220 @@
+"""The OpenAPI 3.1 document describing every `/api/` route, its schemas and its errors."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from services.errors import STATUS, Code
+
+USER_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: Code) -> dict[str, Any]:
+    by_status: dict[int, list[str]] = {}
+    for code in (*codes, Code.UNAVAILABLE):
+        by_status.setdefault(STATUS[code], []).append(code.value)
+    return {
+        str(status): {
+            "description": " or ".join(names),
+            **_json(
+                {
+                    "allOf": [_ref("Error")],
+                    "properties": {"error": {"enum": names}},
+                }
+            ),
+        }
+        for status, names in sorted(by_status.items())
+    }
+
+
+def _op(summary: str, ok: tuple[int, str, dict[str, Any] | None], *codes: Code, **extra: Any) -> dict[str, Any]:
+    status, description, schema = ok
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response.update(_json(schema))
+    return {"summary": summary, "responses": {str(status): response, **_errors(*codes)}, **extra}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, **_json(schema)}}
+
+
+SECURED = {"security": [{"bearer": []}, {"cookie": []}]}
+CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST must be application/json
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    schemas = {
+        "Error": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {"type": "string", "enum": [c.value for c in Code]},
+                "message": {"type": "string"},
+            },
+        },
+        "User": {
+            "type": "object",
+            "required": ["user", "name", "rol"],
+            "properties": {
+                "user": {"type": "string"},
+                "name": {"type": "string"},
+                "rol": {"type": "string", "enum": ["admin", "user"]},
+            },
+        },
+        "Message": {
+            "type": "object",
+            "required": ["id", "from", "to", "text", "created_at", "client_msg_id"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "from": {"type": "string"},
+                "to": {"type": "string", "description": 'A user name, or "admins"'},
+                "text": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "client_msg_id": {"type": ["string", "null"], "maxLength": 64},
+            },
+        },
+        "Conversation": {
+            "type": "object",
+            "required": ["user", "name", "online", "unread", "last_message"],
+            "properties": {
+                "user": {"type": "string"},
+                "name": {"type": "string"},
+                "online": {"type": "boolean"},
+                "unread": {"type": "integer", "minimum": 0},
+                "last_message": _ref("Message"),
+            },
+        },
+        "Credentials": {
+            "type": "object",
+            "required": ["username", "password"],
+            "properties": {
+                "username": {"type": "string", "minLength": 1, "maxLength": 255},
+                "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+            },
+        },
+        "Registration": {
+            "type": "object",
+            "required": ["username", "name", "password"],
+            "properties": {
+                "username": USER_NAME,
+                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "password": {
+                    "type": "string",
+                    "minLength": 12,
+                    "maxLength": 128,
+                    "description": "At least PASSWORD_MIN_LENGTH (default 12) characters",
+                },
+            },
+        },
+    }
+    paths = {
+        "/api/login": {
+            "post": _op(
+                "Log in: returns a token and sets the `token` cookie",
+                (200, "Logged in", {
+                    "type": "object",
+                    "required": ["token", "expires_at", "user"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "expires_at": {"type": "string", "format": "date-time"},
+                        "user": _ref("User"),
+                    },
+                }),
+                Code.INVALID, Code.BAD_CREDENTIALS, CHANGES, Code.RATE_LIMITED,
+                **_body(_ref("Credentials")),
+            )
+        },
+        "/api/logout": {
+            "post": _op(
+                "Revoke the calling token and close the sockets that used it",
+                (204, "Logged out", None),
+                Code.UNAUTHENTICATED, CHANGES,
+                **SECURED,
+            )
+        },
+        "/api/register": {
+            "post": _op(
+                "Create a user (no cookie: log in next)",
+                (201, "Created", {"type": "object", "required": ["user"], "properties": {"user": _ref("User")}}),
+                Code.INVALID, Code.EXISTS, CHANGES,
+                **_body(_ref("Registration")),
+            )
+        },
+        "/api/me": {
+            "get": _op("The calling user", (200, "The user", _ref("User")), Code.UNAUTHENTICATED, **SECURED)
+        },
+        "/api/messages": {
+            "get": _op(
+                "A conversation's messages, oldest first, paging backwards with `before`",
+                (200, "Messages", {
+                    "type": "object",
+                    "required": ["messages"],
+                    "properties": {"messages": {"type": "array", "items": _ref("Message")}},
+                }),
+                Code.INVALID, Code.UNAUTHENTICATED, Code.FORBIDDEN, Code.NOT_FOUND,
+                parameters=[
+                    {"name": "with", "in": "query", "schema": USER_NAME,
+                     "description": "The user whose conversation to read (required for admins)"},
+                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "default": 50},
+                     "description": "At most 200; a larger value is treated as 200"},
+                ],
+                **SECURED,
+            )
+        },
+        "/api/conversations": {
+            "get": _op(
+                "Admins: every conversation, newest activity first",
+                (200, "Conversations", {
+                    "type": "object",
+                    "required": ["conversations"],
+                    "properties": {"conversations": {"type": "array", "items": _ref("Conversation")}},
+                }),
+                Code.UNAUTHENTICATED, Code.FORBIDDEN,
+                **SECURED,
+            )
+        },
+        "/api/users/{user}/role": {
+            "post": _op(
+                "Admins: change a user's role; its live sockets reconnect with the new role",
+                (200, "The changed user", {"type": "object", "required": ["user"], "properties": {"user": _ref("User")}}),
+                Code.INVALID, Code.UNAUTHENTICATED, Code.FORBIDDEN, Code.NOT_FOUND, CHANGES,
+                parameters=[{"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}],
+                **_body({
+                    "type": "object",
+                    "required": ["rol"],
+                    "properties": {"rol": {"type": "string", "enum": ["admin", "user"]}},
+                }),
+                **SECURED,
+            )
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "supportchat",
+            "version": "1.0.0",
+            "description": "JSON API of the support chat. Every error is `{error, message}`. "
+            "Requests that change state must be `Content-Type: application/json`.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "token"},
+            },
+        },
+    }

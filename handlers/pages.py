@@ -1,0 +1,120 @@
+"""Pages and form posts: login, register, logout, the user's chat and the admins' inbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from services.errors import AppError, Code
+from services.inputs import Credentials, Registration
+
+from handlers.base import BaseHandler
+
+
+class PageHandler(BaseHandler):
+    async def prepare(self) -> None:
+        await self.load_user()
+
+    def render_form(self, template: str, status: int, **values: Any) -> None:
+        self.set_status(status)
+        self.set_header("Cache-Control", "no-store")
+        values.setdefault("error", None)
+        values.setdefault("username", "")
+        values.setdefault("name", "")
+        self.render(template, **values)
+
+    def home_of(self) -> str:
+        return "/admin" if self.me is not None and self.me.is_admin else "/chat"
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, tornado.web.HTTPError):
+            message = {403: self.locale.translate("Forbidden"), 404: self.locale.translate("Not found")}.get(
+                status_code, self.locale.translate("Something went wrong.")
+            )
+        else:
+            error = self.app_error(exc)
+            status_code, message = error.status, error.message
+        self.set_status(status_code)
+        self.render("error.html", status=status_code, message=message)
+
+
+class HomePage(PageHandler):
+    def get(self) -> None:
+        self.redirect(self.home_of() if self.me else "/login")
+
+
+class LoginPage(PageHandler):
+    def get(self) -> None:
+        if self.me is not None:
+            self.redirect(self.home_of())
+            return
+        self.render_form("login.html", 200)
+
+    async def post(self) -> None:
+        username = self.get_body_argument("username", "")
+        try:
+            creds = Credentials.parse({"username": username, "password": self.get_body_argument("password", "")})
+            user, issued = await self.services.auth.login(creds, address=self.client_ip)
+        except AppError as exc:
+            if exc.code is Code.UNAVAILABLE:
+                raise
+            message = {
+                Code.RATE_LIMITED: "Too many failed logins; wait a minute.",
+            }.get(exc.code, "Wrong user name or password.")
+            status = 429 if exc.code is Code.RATE_LIMITED else 401
+            self.render_form("login.html", status, error=self.locale.translate(message), username=username)
+            return
+        self.set_token_cookie(issued.token, issued.expires_at)
+        self.redirect("/admin" if user.is_admin else "/chat")
+
+
+class RegisterPage(PageHandler):
+    def get(self) -> None:
+        self.render_form("register.html", 200)
+
+    async def post(self) -> None:
+        values = {k: self.get_body_argument(k, "") for k in ("username", "name", "password")}
+        try:
+            form = Registration.parse(values, min_password=self.services.settings.password_min_length)
+            user = await self.services.auth.register(form)
+        except AppError as exc:
+            if exc.code is Code.UNAVAILABLE:
+                raise
+            self.render_form(
+                "register.html", exc.status, error=exc.message,
+                username=values["username"], name=values["name"],
+            )
+            return
+        issued = self.services.auth.tokens.issue(user)
+        self.set_token_cookie(issued.token, issued.expires_at)
+        self.redirect("/chat")
+
+
+class LogoutPage(PageHandler):
+    async def post(self) -> None:
+        if self.claims is not None:
+            await self.services.auth.logout(self.claims)
+        self.clear_token_cookie()
+        self.redirect("/login")
+
+
+class ChatPage(PageHandler):
+    def get(self) -> None:
+        if self.me is None:
+            self.redirect("/login")
+            return
+        self.set_header("Cache-Control", "no-store")
+        self.render("chat.html", me=self.me, max_chars=self.services.settings.msg_max_chars)
+
+
+class AdminPage(PageHandler):
+    def get(self) -> None:
+        if self.me is None:
+            self.redirect("/login")
+            return
+        if not self.me.is_admin:
+            raise tornado.web.HTTPError(403)
+        self.set_header("Cache-Control", "no-store")
+        self.render("admin.html", me=self.me, max_chars=self.services.settings.msg_max_chars)

@@ -1,0 +1,57 @@
+"""Stored messages, shared read markers and revoked token ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.db import Base
+from models.types import BigId, ExactString64, LongText, UtcDateTime
+
+ADMINS = "admins"
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sender: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(32))  # a user name or "admins"
+    # The user (non-admin side) whose conversation with the team this message belongs to.
+    conversation: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    client_msg_id: Mapped[str | None] = mapped_column(ExactString64, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("sender", "client_msg_id", name="uq_messages_sender_client_msg_id"),
+        Index("ix_messages_conversation_id", "conversation", "id"),
+    )
+
+
+class ReadMarker(Base):
+    """How far one side of a conversation has read: reader "admins" (the team) or "user"."""
+
+    __tablename__ = "read_markers"
+
+    conversation: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reader: Mapped[str] = mapped_column(String(10), primary_key=True)
+    up_to: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RevokedToken(Base):
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class CommitLock(Base):
+    """One row whose lock every message insert takes, so that id order is commit order."""
+
+    __tablename__ = "message_commit_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    counter: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,200 @@
+"""supportchat: pages, JSON API and Socket.IO on one port.
+
+    python server.py [--port 3000] [--host 127.0.0.1]
+    python server.py adduser USER --name NAME [--admin]      # password on stdin
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import tornado.locale
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from config.settings import Secret, Settings, SettingsError, load_settings, sqlite_path
+from models.db import make_engine, make_sessions, migrate, ping
+from services import Services
+from services.errors import AppError
+
+log = logging.getLogger("supportchat")
+ROOT = Path(__file__).resolve().parent
+
+_STANDARD = set(vars(logging.makeLogRecord({})))
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line, with the `extra` fields (user, sid, ...) of the record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and k != "message"})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+def resolve_secret(settings: Settings) -> Settings:
+    """Without JWT_SECRET (only allowed on SQLite), keep a random one in a 0600 file."""
+    if settings.jwt_secret is not None:
+        return settings
+    db_file = sqlite_path(settings.database_url)
+    if db_file is None:
+        log.warning("JWT_SECRET is not set: using a random secret for this run only")
+        return replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)))
+    path = db_file.with_name(db_file.name + ".jwt-secret")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    log.warning("JWT_SECRET is not set: using the secret kept in %s", path)
+    return replace(settings, jwt_secret=Secret(path.read_text().strip()))
+
+
+async def wait_until_up(what: str, check: Callable[[], Awaitable[None]], stop: asyncio.Event) -> bool:
+    """Retry `check` once a second, one log line each time, until it passes or stop is set."""
+    while not stop.is_set():
+        try:
+            await check()
+            return True
+        except Exception as exc:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            log.warning("%s unreachable (%s); retrying in 1 s", what, reason)
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+    return False
+
+
+def stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def open_database(settings: Settings, stop: asyncio.Event) -> AsyncEngine | None:
+    engine = make_engine(settings.database_url)
+    if not await wait_until_up("database", lambda: ping(engine), stop):
+        await engine.dispose()
+        return None
+    await migrate(engine)
+    return engine
+
+
+async def serve(settings: Settings) -> None:
+    from handlers import make_app
+    from sockets import drain, make_sio
+
+    stop = stop_event()
+    engine = await open_database(settings, stop)
+    if engine is None:
+        return
+    services = Services.build(settings, engine, make_sessions(engine))
+    await services.start()
+    sio = make_sio(services)
+    server = make_app(settings, services, sio).listen(
+        settings.port,
+        settings.host,
+        max_body_size=settings.max_packet_chars * 4 + 4096,
+        xheaders=False,
+    )
+    log.info("listening on http://%s:%d", settings.host, settings.port,
+             extra={"worker": settings.worker_id, "database": engine.dialect.name})
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        server.stop()
+        await drain(sio)
+        await server.close_all_connections()
+        await engine.dispose()
+        log.info("stopped")
+
+
+async def add_user(settings: Settings, username: str, name: str, password: str, admin: bool) -> int:
+    stop = stop_event()
+    engine = await open_database(settings, stop)
+    if engine is None:
+        return 1
+    try:
+        services = Services.build(settings, engine, make_sessions(engine))
+        user = await services.auth.add_user(username, name, password, admin=admin)
+    except AppError as exc:
+        sys.stderr.write(f"adduser: {exc.message}\n")
+        return 1
+    finally:
+        await engine.dispose()
+    sys.stderr.write(f"adduser: created {user.rol} {user.user!r}\n")
+    return 0
+
+
+def read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat password: "):
+            raise SystemExit("adduser: the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="server.py", description="supportchat server")
+    parser.add_argument("--port", type=int, help="listen on this port (default PORT or 3000)")
+    parser.add_argument("--host", help="listen on this address (default HOST or 127.0.0.1)")
+    commands = parser.add_subparsers(dest="command")
+    add = commands.add_parser("adduser", help="create a user; the password is read from stdin")
+    add.add_argument("username")
+    add.add_argument("--name", required=True)
+    add.add_argument("--admin", action="store_true", help="make the user an admin")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.stderr.write(f"supportchat: {exc}\n")
+        return 2
+    overrides = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
+    if "port" in overrides and not 1 <= overrides["port"] <= 65535:
+        sys.stderr.write("supportchat: --port: expected a number from 1 to 65535\n")
+        return 2
+    settings = replace(settings, **overrides)  # type: ignore[arg-type]
+    setup_logging(settings.log_level)
+    tornado.locale.load_translations(str(ROOT / "locale"))
+    settings = resolve_secret(settings)
+
+    if args.command == "adduser":
+        password = read_password()
+        return asyncio.run(add_user(settings, args.username, args.name, password, args.admin))
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Passwords (hashed off the event loop), tokens (issue, verify, revoke), login throttling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import argon2
+import bcrypt
+import jwt
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from config.settings import Settings
+from models.message import RevokedToken
+from models.user import ADMIN, USER, User, user_named
+from services.errors import AppError, Code
+from services.fanout import Fanout
+from services.inputs import Credentials, Registration
+from services.limits import FailureWindow
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "HS256"
+_LEGACY_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+class Passwords:
+    """argon2id for new hashes; the old service's bcrypt hashes still verify."""
+
+    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+        self.hasher = hasher or argon2.PasswordHasher()
+        self._dummy: str | None = None
+
+    def hash(self, password: str) -> str:
+        return self.hasher.hash(password)
+
+    def verify(self, stored: str, password: str) -> tuple[bool, bool]:
+        """(matches, needs_rehash). Blocking: call through `asyncio.to_thread`."""
+        if stored.startswith(_LEGACY_PREFIXES):
+            # bcrypt only ever looked at the first 72 bytes; bcrypt 5 refuses longer input.
+            try:
+                ok = bcrypt.checkpw(password.encode()[:72], stored.encode())
+            except ValueError:
+                return False, False
+            return ok, ok
+        try:
+            self.hasher.verify(stored, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False, False
+        return True, self.hasher.check_needs_rehash(stored)
+
+    def burn(self, password: str) -> None:
+        """Spend the time of a real check, so that an unknown user name answers as slowly."""
+        if self._dummy is None:
+            self._dummy = self.hasher.hash(secrets.token_hex(16))
+        self.verify(self._dummy, password)
+
+
+@dataclass(frozen=True)
+class Claims:
+    user: str
+    jti: str
+    exp: float
+    iat: float
+
+
+@dataclass(frozen=True)
+class Issued:
+    token: str
+    claims: Claims
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.claims.exp, UTC)
+
+
+class Tokens:
+    """HS256 only; `exp`, `iat` and `jti` required; nothing else is trusted from a token."""
+
+    def __init__(self, secret: str, ttl_seconds: float, *, clock: Callable[[], float] = time.time):
+        self.secret, self.ttl, self.clock = secret, ttl_seconds, clock
+
+    def issue(self, user: User) -> Issued:
+        now = int(self.clock())
+        claims = Claims(user=user.user, jti=secrets.token_urlsafe(18), iat=now, exp=now + self.ttl)
+        payload = {
+            "user": user.user,
+            "name": user.name,
+            "rol": user.rol,
+            "iat": now,
+            "exp": int(claims.exp),
+            "jti": claims.jti,
+        }
+        return Issued(jwt.encode(payload, self.secret, algorithm=ALGORITHM), claims)
+
+    def verify(self, token: str) -> Claims:
+        """The token's claims, or `AppError(UNAUTHENTICATED)` for any defect."""
+        try:
+            payload = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "iat", "jti"]},
+                leeway=0,
+            )
+        except jwt.PyJWTError:
+            raise AppError(Code.UNAUTHENTICATED, "The token is not valid.") from None
+        user, jti = payload.get("user"), payload.get("jti")
+        if not isinstance(user, str) or not isinstance(jti, str) or not user or not jti:
+            raise AppError(Code.UNAUTHENTICATED, "The token is not valid.")
+        return Claims(user=user, jti=jti, exp=float(payload["exp"]), iat=float(payload["iat"]))
+
+
+class Revocations:
+    """Revoked token ids: kept in the database, held in memory until they expire."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self._revoked: dict[str, float] = {}
+
+    async def load(self) -> None:
+        now = datetime.now(UTC)
+        async with self.sessions() as db:
+            rows = await db.execute(select(RevokedToken).where(RevokedToken.expires_at > now))
+            self._revoked = {r.jti: r.expires_at.timestamp() for r in rows.scalars()}
+            await db.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
+            await db.commit()
+
+    def is_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
+
+    async def revoke(self, claims: Claims) -> None:
+        expires = datetime.fromtimestamp(claims.exp, UTC)
+        try:
+            async with self.sessions.begin() as db:
+                db.add(RevokedToken(jti=claims.jti, expires_at=expires))
+        except IntegrityError:
+            pass  # revoked already
+        self._revoked[claims.jti] = claims.exp
+        self._forget_expired()
+
+    def _forget_expired(self) -> None:
+        now = time.time()
+        self._revoked = {j: e for j, e in self._revoked.items() if e > now}
+
+
+class Auth:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        dialect: str,
+        tokens: Tokens,
+        revocations: Revocations,
+        failures: FailureWindow,
+        fanout: Fanout,
+        passwords: Passwords | None = None,
+    ) -> None:
+        self.settings, self.sessions, self.dialect = settings, sessions, dialect
+        self.tokens, self.revocations, self.failures = tokens, revocations, failures
+        self.fanout = fanout
+        self.passwords = passwords or Passwords()
+
+    async def find_user(self, name: str) -> User | None:
+        async with self.sessions() as db:
+            return (await db.execute(select(User).where(user_named(self.dialect, name)))).scalar()
+
+    async def authenticate(self, token: str) -> tuple[User, Claims]:
+        """The user a token speaks for, read from the database (role and existence)."""
+        claims = self.tokens.verify(token)
+        if self.revocations.is_revoked(claims.jti):
+            raise AppError(Code.UNAUTHENTICATED, "The token has been revoked.")
+        user = await self.find_user(claims.user)
+        if user is None:
+            raise AppError(Code.UNAUTHENTICATED, "The token's user no longer exists.")
+        return user, claims
+
+    async def register(self, form: Registration) -> User:
+        if await self.find_user(form.username) is not None:
+            raise AppError(Code.EXISTS, "That user name is taken.")
+        hashed = await asyncio.to_thread(self.passwords.hash, form.password)
+        user = User(user=form.username, name=form.name, rol=USER, password=hashed)
+        try:
+            async with self.sessions.begin() as db:
+                db.add(user)
+        except IntegrityError:
+            raise AppError(Code.EXISTS, "That user name is taken.") from None
+        log.info("user registered", extra={"user": user.user})
+        return user
+
+    async def add_user(self, username: str, name: str, password: str, *, admin: bool) -> User:
+        """For the command line: same rules as registration, any role."""
+        form = Registration.parse(
+            {"username": username, "name": name, "password": password},
+            min_password=self.settings.password_min_length,
+        )
+        user = await self.register(form)
+        if admin:
+            user = await self.set_role(user.user, ADMIN)
+        return user
+
+    async def login(self, creds: Credentials, *, address: str) -> tuple[User, Issued]:
+        user_key, addr_key = f"user:{creds.username.lower()}", f"addr:{address}"
+        if await self.failures.blocked(user_key, addr_key):
+            raise AppError(Code.RATE_LIMITED, "Too many failed logins; wait a minute.")
+        user = await self.find_user(creds.username)
+        if user is None:
+            await asyncio.to_thread(self.passwords.burn, creds.password)
+            ok, rehash = False, False
+        else:
+            ok, rehash = await asyncio.to_thread(self.passwords.verify, user.password, creds.password)
+        if user is None or not ok:
+            await self.failures.fail(user_key, addr_key)
+            log.info("login failed", extra={"address": address})
+            raise AppError(Code.BAD_CREDENTIALS, "Wrong user name or password.")
+        await self.failures.clear(user_key)
+        if rehash:
+            await self._rehash(user, creds.password)
+        log.info("login", extra={"user": user.user})
+        return user, self.tokens.issue(user)
+
+    async def _rehash(self, user: User, password: str) -> None:
+        hashed = await asyncio.to_thread(self.passwords.hash, password)
+        async with self.sessions.begin() as db:
+            await db.execute(update(User).where(User.user == user.user).values(password=hashed))
+        user.password = hashed
+
+    async def logout(self, claims: Claims) -> None:
+        """Revoke the token until it expires and close the sockets that used it."""
+        await self.revocations.revoke(claims)
+        await self.fanout.disconnect_token(claims.jti)
+        log.info("logout", extra={"user": claims.user})
+
+    async def set_role(self, name: str, rol: str) -> User:
+        """Change a role; the user's sockets are closed so that they reconnect with it."""
+        async with self.sessions.begin() as db:
+            user = (await db.execute(select(User).where(user_named(self.dialect, name)))).scalar()
+            if user is None:
+                raise AppError(Code.NOT_FOUND, "No such user.")
+            user.rol = rol
+        log.info("role changed", extra={"user": user.user, "rol": rol})
+        await self.fanout.disconnect_user(user.user)
+        return user

@@ -1,0 +1,227 @@
+"""Sending, history, sync, read markers, conversations, typing, announcements: every access
+rule of the chat lives here, shared by the HTTP API and the Socket.IO events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from config.settings import Settings
+from models.message import ADMINS, CommitLock, Message, ReadMarker
+from models.user import User, user_named
+from services.errors import AppError, Code
+from services.fanout import Fanout
+from services.inputs import Draft, HistoryQuery, ReadUpTo, Typing
+from services.limits import MessageLimit
+from services.metrics import MESSAGES_STORED
+from services.presence import Connections
+from services.wire import SYNC_LIMIT, iso
+
+log = logging.getLogger(__name__)
+
+READER_ADMINS = "admins"
+READER_USER = "user"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    user: str
+    name: str
+    online: bool
+    unread: int
+    last_message: Message
+
+
+class Chat:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        dialect: str,
+        limits: MessageLimit,
+        fanout: Fanout,
+        connections: Connections,
+    ) -> None:
+        self.settings, self.sessions, self.dialect = settings, sessions, dialect
+        self.limits, self.fanout, self.connections = limits, fanout, connections
+        # One writer at a time in this process: the database's commit lock does the same across
+        # processes, and waiting here keeps pooled connections free while we wait.
+        self._write_lock = asyncio.Lock()
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send(self, sender: User, draft: Draft, *, from_sid: str | None = None) -> Message:
+        """Store a message once, then deliver it; returns the stored message."""
+        conversation, recipient = await self._route(sender, draft.to)
+        if draft.client_msg_id is not None:
+            earlier = await self._sent_before(sender.user, draft.client_msg_id)
+            if earlier is not None:
+                return earlier
+        if not await self.limits.take(sender.user):
+            raise AppError(Code.RATE_LIMITED, "Too many messages; slow down.")
+        message = Message(
+            sender=sender.user,
+            recipient=recipient,
+            conversation=conversation,
+            text=draft.text,
+            client_msg_id=draft.client_msg_id,
+        )
+        try:
+            await self._store(message)
+        except IntegrityError:
+            # The same client_msg_id committed first by a concurrent send: answer with that one.
+            await self.limits.give_back(sender.user)
+            earlier = await self._sent_before(sender.user, draft.client_msg_id or "")
+            if draft.client_msg_id is None or earlier is None:
+                raise
+            return earlier
+        MESSAGES_STORED.inc()
+        await self.fanout.message(message, skip_sid=from_sid)
+        return message
+
+    async def _route(self, sender: User, to: str | None) -> tuple[str, str]:
+        """(conversation, recipient) for a message or typing from `sender` to `to`."""
+        if not sender.is_admin:
+            if to not in (None, ADMINS):
+                raise AppError(Code.FORBIDDEN, "Users write to the support team only.")
+            return sender.user, ADMINS
+        if to is None:
+            raise AppError(Code.INVALID, "to is required: the user to write to.")
+        if to == ADMINS:
+            raise AppError(Code.FORBIDDEN, "Admins write to one user at a time.")
+        target = await self._user(to)
+        return target.user, target.user
+
+    async def _store(self, message: Message) -> None:
+        async with self._write_lock, self.sessions.begin() as db:
+            # Taking this row lock first makes concurrent writers (on any process) commit one
+            # after the other in the order they were given ids: id order is commit order.
+            await db.execute(
+                update(CommitLock).where(CommitLock.id == 1).values(counter=CommitLock.counter + 1)
+            )
+            message.created_at = datetime.now(UTC)
+            db.add(message)
+            await db.flush()
+
+    async def _sent_before(self, sender: str, client_msg_id: str) -> Message | None:
+        async with self.sessions() as db:
+            query = select(Message).where(
+                Message.sender == sender, Message.client_msg_id == client_msg_id
+            )
+            return (await db.execute(query)).scalar()
+
+    async def _user(self, name: str) -> User:
+        async with self.sessions() as db:
+            user = (await db.execute(select(User).where(user_named(self.dialect, name)))).scalar()
+        if user is None:
+            raise AppError(Code.NOT_FOUND, "No such user.")
+        return user
+
+    async def _conversation_of(self, me: User, with_: str | None) -> str:
+        """The conversation `me` asks about: its own for a user, `with_` for an admin."""
+        if not me.is_admin:
+            if with_ is not None and with_.lower() != me.user.lower():
+                raise AppError(Code.FORBIDDEN, "Users read their own conversation only.")
+            return me.user
+        if with_ is None:
+            raise AppError(Code.INVALID, "with is required: the user whose conversation to read.")
+        return (await self._user(with_)).user
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def history(self, me: User, query: HistoryQuery) -> list[Message]:
+        conversation = await self._conversation_of(me, query.with_)
+        stmt = select(Message).where(Message.conversation == conversation)
+        if query.before is not None:
+            stmt = stmt.where(Message.id < query.before)
+        async with self.sessions() as db:
+            rows = await db.execute(stmt.order_by(Message.id.desc()).limit(query.limit))
+            return list(reversed(rows.scalars().all()))
+
+    async def sync(self, me: User, after: int) -> tuple[list[Message], bool]:
+        stmt = select(Message).where(Message.id > after)
+        if not me.is_admin:
+            stmt = stmt.where(Message.conversation == me.user)
+        async with self.sessions() as db:
+            rows = (await db.execute(stmt.order_by(Message.id).limit(SYNC_LIMIT + 1))).scalars().all()
+        return list(rows[:SYNC_LIMIT]), len(rows) > SYNC_LIMIT
+
+    async def mark_read(self, me: User, read: ReadUpTo) -> None:
+        conversation = await self._conversation_of(me, read.with_)
+        reader = READER_ADMINS if me.is_admin else READER_USER
+        where = and_(ReadMarker.conversation == conversation, ReadMarker.reader == reader)
+        async with self.sessions.begin() as db:
+            moved = await db.execute(
+                update(ReadMarker).where(where, ReadMarker.up_to < read.up_to).values(up_to=read.up_to)
+            )
+            if moved.rowcount:  # type: ignore[attr-defined]
+                return
+            try:
+                async with db.begin_nested():
+                    db.add(ReadMarker(conversation=conversation, reader=reader, up_to=read.up_to))
+            except IntegrityError:
+                pass  # already there, at or past up_to (or written by a concurrent call)
+
+    async def conversations(self, me: User) -> list[Conversation]:
+        if not me.is_admin:
+            raise AppError(Code.FORBIDDEN, "Admins only.")
+        last = (
+            select(Message.conversation, func.max(Message.id).label("last_id"))
+            .group_by(Message.conversation)
+            .subquery()
+        )
+        latest = (
+            select(Message, User.name)
+            .join(last, Message.id == last.c.last_id)
+            .outerjoin(User, User.user == Message.conversation)
+            .order_by(Message.id.desc())
+        )
+        unread = (
+            select(Message.conversation, func.count())
+            .outerjoin(
+                ReadMarker,
+                and_(
+                    ReadMarker.conversation == Message.conversation,
+                    ReadMarker.reader == READER_ADMINS,
+                ),
+            )
+            .where(Message.recipient == ADMINS, Message.id > func.coalesce(ReadMarker.up_to, 0))
+            .group_by(Message.conversation)
+        )
+        async with self.sessions() as db:
+            rows = (await db.execute(latest)).all()
+            counts: dict[str, int] = {c: n for c, n in (await db.execute(unread)).all()}
+        return [
+            Conversation(
+                user=m.conversation,
+                name=name or m.conversation,
+                online=self.connections.is_online(m.conversation),
+                unread=counts.get(m.conversation, 0),
+                last_message=m,
+            )
+            for m, name in rows
+        ]
+
+    # -- live only ----------------------------------------------------------------------
+
+    async def typing(self, me: User, typing: Typing) -> None:
+        _, recipient = await self._route(me, typing.to)
+        await self.fanout.typing(me.user, recipient, typing.typing)
+
+    async def announce(self, me: User, text: str) -> dict[str, Any]:
+        if not me.is_admin:
+            raise AppError(Code.FORBIDDEN, "Only admins make announcements.")
+        if not await self.limits.take(me.user):
+            raise AppError(Code.RATE_LIMITED, "Too many messages; slow down.")
+        payload = {"from": me.user, "text": text, "created_at": iso(datetime.now(UTC))}
+        await self.fanout.announcement(payload)
+        log.info("announcement", extra={"user": me.user})
+        return payload

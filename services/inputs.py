@@ -1,0 +1,202 @@
+"""Parsing at the edge: raw JSON, form fields or event payloads -> frozen, typed values.
+
+Every parser raises `AppError(Code.INVALID, ...)` with a message safe to show; past these
+functions code sees only checked values. HTTP and Socket.IO share them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from models.message import ADMINS
+from models.user import ADMIN, USER
+from services.errors import AppError, Code
+from services.wire import HISTORY_DEFAULT, HISTORY_LIMIT
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,32}$")
+MAX_ID = 2**63 - 1
+CLIENT_MSG_ID_MAX = 64
+PASSWORD_MAX = 128
+NAME_MAX = 100
+
+
+def invalid(message: str) -> AppError:
+    return AppError(Code.INVALID, message)
+
+
+def as_object(data: object, what: str = "payload") -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise invalid(f"The {what} must be a JSON object.")
+    return data
+
+
+def valid_text(value: object, field: str, *, max_chars: int) -> str:
+    """A non-empty string of valid Unicode (no lone surrogates, no U+0000)."""
+    if not isinstance(value, str) or value == "":
+        raise invalid(f"{field} must be a non-empty string.")
+    if len(value) > max_chars:
+        raise invalid(f"{field} must be at most {max_chars} characters.")
+    if "\x00" in value:
+        raise invalid(f"{field} must not contain U+0000.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(f"{field} must be valid Unicode.") from None
+    return value
+
+
+def user_name(value: object, field: str = "username") -> str:
+    """A name that refers to a user: any string of the allowed characters (case ignored later)."""
+    if not isinstance(value, str) or not USERNAME.match(value):
+        raise invalid(f"{field} must be 3-32 letters, digits, '_', '.' or '-'.")
+    return value
+
+
+def optional_id(value: object, field: str) -> int | None:
+    if value is None:
+        return None
+    return an_id(value, field)
+
+
+def an_id(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise invalid(f"{field} must be a whole number of at least 0.")
+    return value
+
+
+def query_id(raw: str | None, field: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit():
+        raise invalid(f"{field} must be a whole number of at least 0.")
+    return an_id(int(raw), field)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What `mensaje_privado` asks to send. `to` is None when left out."""
+
+    to: str | None
+    text: str
+    client_msg_id: str | None
+
+    @classmethod
+    def parse(cls, data: object, *, max_text: int) -> Draft:
+        body = as_object(data)
+        to = body.get("to")
+        if to is not None and to != ADMINS:
+            to = user_name(to, "to")
+        cid = body.get("client_msg_id")
+        if cid is not None and (not isinstance(cid, str) or not 1 <= len(cid) <= CLIENT_MSG_ID_MAX):
+            raise invalid(f"client_msg_id must be a string of 1-{CLIENT_MSG_ID_MAX} characters.")
+        if cid is not None:
+            valid_text(cid, "client_msg_id", max_chars=CLIENT_MSG_ID_MAX)
+        return cls(to=to, text=valid_text(body.get("text"), "text", max_chars=max_text), client_msg_id=cid)
+
+
+@dataclass(frozen=True)
+class Typing:
+    to: str | None
+    typing: bool
+
+    @classmethod
+    def parse(cls, data: object) -> Typing:
+        body = as_object(data)
+        to = body.get("to")
+        if to is not None and to != ADMINS:
+            to = user_name(to, "to")
+        typing = body.get("typing")
+        if not isinstance(typing, bool):
+            raise invalid("typing must be true or false.")
+        return cls(to=to, typing=typing)
+
+
+@dataclass(frozen=True)
+class ReadUpTo:
+    with_: str | None
+    up_to: int
+
+    @classmethod
+    def parse(cls, data: object) -> ReadUpTo:
+        body = as_object(data)
+        with_ = body.get("with")
+        return cls(
+            with_=None if with_ is None else user_name(with_, "with"),
+            up_to=an_id(body.get("up_to"), "up_to"),
+        )
+
+
+def sync_after(data: object) -> int:
+    return an_id(as_object(data).get("after", 0), "after")
+
+
+def announcement_text(data: object, *, max_text: int) -> str:
+    return valid_text(as_object(data).get("text"), "text", max_chars=max_text)
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    with_: str | None
+    before: int | None
+    limit: int
+
+    @classmethod
+    def parse(cls, with_: str | None, before: str | None, limit: str | None) -> HistoryQuery:
+        count = query_id(limit, "limit")
+        if count is not None and count < 1:
+            raise invalid("limit must be at least 1.")
+        return cls(
+            with_=None if with_ in (None, "") else user_name(with_, "with"),
+            before=query_id(before, "before"),
+            limit=min(count or HISTORY_DEFAULT, HISTORY_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A login attempt: only the shape is checked, never the rules for new accounts."""
+
+    username: str
+    password: str
+
+    @classmethod
+    def parse(cls, data: object) -> Credentials:
+        body = as_object(data, "body")
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not 1 <= len(username) <= 255:
+            raise invalid("username and password are required.")
+        if not isinstance(password, str) or not 1 <= len(password) <= 1024:
+            raise invalid("username and password are required.")
+        return cls(username=username, password=password)
+
+
+@dataclass(frozen=True)
+class Registration:
+    username: str
+    name: str
+    password: str
+
+    @classmethod
+    def parse(cls, data: object, *, min_password: int) -> Registration:
+        body = as_object(data, "body")
+        name = body.get("name")
+        if isinstance(name, str):
+            name = name.strip()
+        name = valid_text(name, "name", max_chars=NAME_MAX)
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise invalid("name must not contain control characters.")
+        password = body.get("password")
+        if not isinstance(password, str) or not min_password <= len(password) <= PASSWORD_MAX:
+            raise invalid(f"password must be {min_password}-{PASSWORD_MAX} characters.")
+        valid_text(password, "password", max_chars=PASSWORD_MAX)
+        return cls(username=user_name(body.get("username")), name=name, password=password)
+
+
+def role(data: object) -> str:
+    rol = as_object(data, "body").get("rol")
+    if rol not in (ADMIN, USER):
+        raise invalid('rol must be "admin" or "user".')
+    return str(rol)

@@ -1,0 +1,56 @@
+"""Every string of the wire contract, and the shapes sent to clients."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from models.message import ADMINS, Message
+from models.user import User
+
+# Cookie and rooms
+TOKEN_COOKIE = "token"
+ROOM_ADMINS = ADMINS
+
+
+def user_room(user: str) -> str:
+    return f"user:{user}"
+
+
+# Events
+EV_MESSAGE = "mensaje_privado"
+EV_SYNC = "sync"
+EV_READ = "read"
+EV_TYPING = "typing"
+EV_PRESENCE = "presence"
+EV_ANNOUNCEMENT = "announcement"
+
+# Handshake refusals, exactly as the old service sent them
+NOT_AUTHENTICATED = "No autenticado"
+NO_TOKEN = "Token no proporcionado"
+BAD_TOKEN = "Token inválido"
+REFUSED_UNAVAILABLE = "unavailable"
+
+SYNC_LIMIT = 500
+HISTORY_DEFAULT = 50
+HISTORY_LIMIT = 200
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds and a Z, e.g. 2026-11-27T05:25:22.123456Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def user_to_wire(user: User) -> dict[str, str]:
+    return {"user": user.user, "name": user.name, "rol": user.rol}
+
+
+def message_to_wire(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "from": message.sender,
+        "to": message.recipient,
+        "text": message.text,
+        "created_at": iso(message.created_at),
+        "client_msg_id": message.client_msg_id,
+    }

@@ -1,0 +1,55 @@
+"""`make_sio`: the Socket.IO server, its namespace and the drain used at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import socketio
+
+from services import Services
+from sockets.chat import ChatNamespace
+
+log = logging.getLogger(__name__)
+
+
+def make_sio(services: Services) -> socketio.AsyncServer:
+    settings = services.settings
+    sio = socketio.AsyncServer(
+        async_mode="tornado",
+        cors_allowed_origins=[],  # the transport handler checks origins itself
+        max_http_buffer_size=settings.max_packet_chars,
+        ping_interval=25,
+        ping_timeout=20,
+        logger=False,
+        engineio_logger=False,
+    )
+    if settings.worker_id:
+        # nginx routes every later request of a session on this prefix.
+        generate = sio.eio.generate_id
+        sio.eio.generate_id = lambda: f"{settings.worker_id}.{generate()}"
+    sio.register_namespace(ChatNamespace(services))
+    services.fanout.attach(sio)
+    return sio
+
+
+def namespace_of(sio: socketio.AsyncServer) -> ChatNamespace:
+    handler = sio.namespace_handlers["/"]
+    assert isinstance(handler, ChatNamespace)
+    return handler
+
+
+async def drain(sio: socketio.AsyncServer, *, timeout: float = 10.0) -> None:
+    """Let in-flight events finish (acked or not stored), then close every transport so that
+    clients reconnect by themselves, elsewhere."""
+    namespace = namespace_of(sio)
+    namespace.draining = True
+    deadline = time.monotonic() + timeout
+    while namespace.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if namespace.in_flight:
+        log.warning("shutdown: %d events still in flight after %.0f s", namespace.in_flight, timeout)
+    if sio.eio.sockets:
+        await sio.eio.disconnect()
+    await sio.shutdown()

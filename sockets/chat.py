@@ -1,0 +1,142 @@
+"""`ChatNamespace`: one `on_<event>` per contract event; the return value is the ack."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from models.user import User
+from services import Services
+from services.errors import AppError, unavailable
+from services.inputs import Draft, invalid, ReadUpTo, Typing, announcement_text, sync_after
+from services.metrics import ACKS, CONNECTED_SOCKETS, DELIVERY_SECONDS
+from services.presence import Connection
+from services.wire import ROOM_ADMINS, message_to_wire, user_room
+from sockets.handshake import authenticate
+
+log = logging.getLogger(__name__)
+
+Ack = dict[str, Any]
+Handler = Callable[["ChatNamespace", str, Any], Awaitable[Ack]]
+
+
+def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
+    """Run one event of a socket after the ones it sent before (per-socket order), and turn
+    its outcome into the ack: `AppError` as its own code, anything else `unavailable`."""
+    event = handler.__name__.removeprefix("on_")
+
+    @functools.wraps(handler)
+    async def wrapper(self: ChatNamespace, sid: str, *args: Any) -> Ack:
+        lock = self.locks.get(sid)
+        if lock is None or self.draining:  # racing the disconnect, or shutting down
+            return unavailable().ack()
+        self.in_flight += 1
+        try:
+            if len(args) != 1:
+                raise invalid("Send exactly one argument: a JSON object.")
+            async with lock:
+                result = await handler(self, sid, args[0])
+            ACKS.labels(event, "ok").inc()
+            return result
+        except AppError as exc:
+            ACKS.labels(event, exc.code.value).inc()
+            return exc.ack()
+        except Exception:
+            log.exception("%s failed", event, extra={"sid": sid})
+            ACKS.labels(event, "unavailable").inc()
+            return unavailable().ack()
+        finally:
+            self.in_flight -= 1
+
+    return wrapper
+
+
+class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, services: Services) -> None:
+        super().__init__("/")
+        self.services = services
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.expiry: dict[str, asyncio.TimerHandle] = {}
+        self.in_flight = 0
+        self.draining = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def user_of(self, sid: str) -> User:
+        conn = self.services.connections.get(sid)
+        if conn is None:
+            raise unavailable()
+        return conn.user
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        user, claims = await authenticate(self.services.auth, environ, auth)
+        await self.enter_room(sid, user_room(user.user))
+        if user.is_admin:
+            await self.enter_room(sid, ROOM_ADMINS)
+        self.locks[sid] = asyncio.Lock()
+        first = self.services.connections.add(Connection(sid, user, claims.jti, claims.exp))
+        loop = asyncio.get_running_loop()
+        self.expiry[sid] = loop.call_later(
+            max(0.0, claims.exp - time.time()), self._spawn, self.disconnect(sid)
+        )
+        CONNECTED_SOCKETS.inc()
+        log.info("socket connected", extra={"user": user.user, "sid": sid})
+        if first:
+            await self.services.fanout.presence(user.user, True)
+
+    async def on_disconnect(self, sid: str, reason: object = None) -> None:
+        self.locks.pop(sid, None)
+        timer = self.expiry.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        conn, last = self.services.connections.remove(sid)
+        if conn is None:
+            return
+        CONNECTED_SOCKETS.dec()
+        log.info("socket disconnected", extra={"user": conn.name, "sid": sid})
+        if last:
+            await self.services.fanout.presence(conn.name, False)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- events -------------------------------------------------------------------------
+
+    @acked
+    async def on_mensaje_privado(self, sid: str, data: Any) -> Ack:
+        started = time.perf_counter()
+        me = self.user_of(sid)
+        draft = Draft.parse(data, max_text=self.services.settings.msg_max_chars)
+        message = await self.services.chat.send(me, draft, from_sid=sid)
+        DELIVERY_SECONDS.observe(time.perf_counter() - started)
+        return {"ok": True, "message": message_to_wire(message)}
+
+    @acked
+    async def on_sync(self, sid: str, data: Any) -> Ack:
+        messages, more = await self.services.chat.sync(self.user_of(sid), sync_after(data))
+        return {"ok": True, "messages": [message_to_wire(m) for m in messages], "more": more}
+
+    @acked
+    async def on_read(self, sid: str, data: Any) -> Ack:
+        await self.services.chat.mark_read(self.user_of(sid), ReadUpTo.parse(data))
+        return {"ok": True}
+
+    @acked
+    async def on_typing(self, sid: str, data: Any) -> Ack:
+        await self.services.chat.typing(self.user_of(sid), Typing.parse(data))
+        return {"ok": True}
+
+    @acked
+    async def on_announcement(self, sid: str, data: Any) -> Ack:
+        me = self.user_of(sid)
+        text = announcement_text(data, max_text=self.services.settings.msg_max_chars)
+        return {"ok": True, "announcement": await self.services.chat.announce(me, text)}

@@ -1,0 +1,43 @@
+"""Cookie or `auth.token` -> user, or one of the contract's refusal texts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tornado.httputil import parse_cookie
+
+from models.user import User
+from services.auth import Auth, Claims
+from services.errors import AppError, Code
+from services.wire import BAD_TOKEN, NO_TOKEN, NOT_AUTHENTICATED, REFUSED_UNAVAILABLE, TOKEN_COOKIE
+
+log = logging.getLogger(__name__)
+
+
+def token_from(environ: dict[str, Any], auth: object) -> str:
+    """The handshake's token: a non-empty `auth.token`, else the `token` cookie."""
+    if isinstance(auth, dict):
+        token = auth.get("token")
+        if isinstance(token, str) and token:
+            return token
+    cookie_header = environ.get("HTTP_COOKIE")
+    if cookie_header is None:
+        raise ConnectionRefusedError(NOT_AUTHENTICATED)
+    token = parse_cookie(cookie_header).get(TOKEN_COOKIE, "")
+    if not token:
+        raise ConnectionRefusedError(NO_TOKEN)
+    return token
+
+
+async def authenticate(auth_service: Auth, environ: dict[str, Any], auth: object) -> tuple[User, Claims]:
+    token = token_from(environ, auth)
+    try:
+        return await auth_service.authenticate(token)
+    except AppError as exc:
+        if exc.code is Code.UNAVAILABLE:
+            raise ConnectionRefusedError(REFUSED_UNAVAILABLE) from None
+        raise ConnectionRefusedError(BAD_TOKEN) from None
+    except Exception as exc:
+        log.warning("handshake refused, database unavailable: %s", type(exc).__name__)
+        raise ConnectionRefusedError(REFUSED_UNAVAILABLE) from None
