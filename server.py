@@ -111,6 +111,7 @@ async def open_database(settings: Settings, stop: asyncio.Event) -> AsyncEngine 
 async def serve(settings: Settings) -> None:
     from handlers import make_app
     from sockets import drain, make_sio
+    from sockets.transport import make_transport_handler
 
     stop = stop_event()
     engine = await open_database(settings, stop)
@@ -119,7 +120,8 @@ async def serve(settings: Settings) -> None:
     services = Services.build(settings, engine, make_sessions(engine))
     await services.start()
     sio = make_sio(services)
-    server = make_app(settings, services, sio).listen(
+    transport = make_transport_handler(sio, settings)
+    server = make_app(settings, services, transport).listen(
         settings.port,
         settings.host,
         max_body_size=settings.max_packet_chars * 4 + 4096,
@@ -132,7 +134,7 @@ async def serve(settings: Settings) -> None:
         log.info("shutting down")
     finally:
         server.stop()
-        await drain(sio)
+        await drain(sio, transport)
         await server.close_all_connections()
         await engine.dispose()
         log.info("stopped")

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import socketio
 import swagger_ui_bundle
 import tornado.web
 
 from config.settings import Settings
 from services import Services
-from sockets.transport import make_transport_handler
 
 from handlers import api, ops, pages
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_app(settings: Settings, services: Services, sio: socketio.AsyncServer) -> tornado.web.Application:
+def make_app(settings: Settings, services: Services, transport: type[Any]) -> tornado.web.Application:
+    """`transport` is the Engine.IO handler made by `sockets.transport.make_transport_handler`."""
     s = {"services": services}
     routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, object]] | tuple[str, type, dict[str, str]]] = [
         (r"/", pages.HomePage, s),
@@ -40,7 +40,7 @@ def make_app(settings: Settings, services: Services, sio: socketio.AsyncServer) 
         (r"/api-docs/?", ops.ApiDocsHandler, s),
         (r"/api-docs/vendor/(.*)", tornado.web.StaticFileHandler,
          {"path": swagger_ui_bundle.swagger_ui_path}),
-        (r"/socket.io/", make_transport_handler(sio, settings), {}),
+        (r"/socket.io/", transport, {}),
     ]
     return tornado.web.Application(
         routes,  # type: ignore[arg-type]

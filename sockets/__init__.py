@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import socketio
 
@@ -40,9 +41,9 @@ def namespace_of(sio: socketio.AsyncServer) -> ChatNamespace:
     return handler
 
 
-async def drain(sio: socketio.AsyncServer, *, timeout: float = 10.0) -> None:
-    """Let in-flight events finish (acked or not stored), then close every transport so that
-    clients reconnect by themselves, elsewhere."""
+async def drain(sio: socketio.AsyncServer, transport: type[Any], *, timeout: float = 10.0) -> None:
+    """Let in-flight events finish (acked or not stored), then close every transport (not a
+    Socket.IO disconnect) so that clients reconnect by themselves, elsewhere."""
     namespace = namespace_of(sio)
     namespace.draining = True
     deadline = time.monotonic() + timeout
@@ -50,6 +51,16 @@ async def drain(sio: socketio.AsyncServer, *, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
     if namespace.in_flight:
         log.warning("shutdown: %d events still in flight after %.0f s", namespace.in_flight, timeout)
-    if sio.eio.sockets:
-        await sio.eio.disconnect()
+    # python-engineio's own disconnect() waits for each socket's queue to drain, forever when
+    # the peer is gone: close without waiting, then close the WebSockets ourselves.
+    closing = [
+        asyncio.ensure_future(s.close(wait=False, reason=sio.eio.reason.SERVER_DISCONNECT))
+        for s in list(sio.eio.sockets.values())
+    ]
+    if closing:
+        await asyncio.wait(closing, timeout=2.0)
+    await asyncio.sleep(0.05)  # let the writers flush the close packets
+    for handler in list(transport.open_sockets):
+        handler.close(1001, "server shutting down")
+    sio.eio.sockets.clear()
     await sio.shutdown()

@@ -83,9 +83,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.locks[sid] = asyncio.Lock()
         first = self.services.connections.add(Connection(sid, user, claims.jti, claims.exp))
         loop = asyncio.get_running_loop()
-        self.expiry[sid] = loop.call_later(
-            max(0.0, claims.exp - time.time()), self._spawn, self.disconnect(sid)
-        )
+        self.expiry[sid] = loop.call_later(max(0.0, claims.exp - time.time()), self._expire, sid)
         CONNECTED_SOCKETS.inc()
         log.info("socket connected", extra={"user": user.user, "sid": sid})
         if first:
@@ -104,8 +102,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if last:
             await self.services.fanout.presence(conn.name, False)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
+    def _expire(self, sid: str) -> None:
+        """The token's exp has passed: a Socket.IO disconnect, so the client does not retry."""
+        log.info("token expired", extra={"sid": sid})
+        task: asyncio.Task[None] = asyncio.ensure_future(self.disconnect(sid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

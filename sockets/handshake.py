@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from socketio.exceptions import ConnectionRefusedError as Refused
 from tornado.httputil import parse_cookie
 
 from models.user import User
@@ -23,10 +24,10 @@ def token_from(environ: dict[str, Any], auth: object) -> str:
             return token
     cookie_header = environ.get("HTTP_COOKIE")
     if cookie_header is None:
-        raise ConnectionRefusedError(NOT_AUTHENTICATED)
+        raise Refused(NOT_AUTHENTICATED)
     token = parse_cookie(cookie_header).get(TOKEN_COOKIE, "")
     if not token:
-        raise ConnectionRefusedError(NO_TOKEN)
+        raise Refused(NO_TOKEN)
     return token
 
 
@@ -36,8 +37,8 @@ async def authenticate(auth_service: Auth, environ: dict[str, Any], auth: object
         return await auth_service.authenticate(token)
     except AppError as exc:
         if exc.code is Code.UNAVAILABLE:
-            raise ConnectionRefusedError(REFUSED_UNAVAILABLE) from None
-        raise ConnectionRefusedError(BAD_TOKEN) from None
+            raise Refused(REFUSED_UNAVAILABLE) from None
+        raise Refused(BAD_TOKEN) from None
     except Exception as exc:
         log.warning("handshake refused, database unavailable: %s", type(exc).__name__)
-        raise ConnectionRefusedError(REFUSED_UNAVAILABLE) from None
+        raise Refused(REFUSED_UNAVAILABLE) from None

@@ -4,9 +4,11 @@ write buffer for sockets that never read."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import socketio
+import tornado.iostream
 import tornado.web
 import tornado.websocket
 
@@ -21,6 +23,9 @@ def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> typ
     base: type[Any] = socketio.get_tornado_handler(sio)
 
     class SocketTransport(base):  # type: ignore[misc,valid-type]
+        # Open WebSockets, so that shutdown can close every transport for real.
+        open_sockets: weakref.WeakSet[tornado.websocket.WebSocketHandler] = weakref.WeakSet()
+
         def prepare(self) -> None:
             # Refused before the token is looked at, so another site cannot ride the cookie.
             if not origin_allowed(self.request, settings.trusted_proxies, settings.allowed_origins):
@@ -37,14 +42,21 @@ def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> typ
 
         async def open(self, *args: Any, **kwargs: Any) -> None:
             self.set_nodelay(True)
+            stream = getattr(self.ws_connection, "stream", None)
+            if stream is not None:
+                stream.max_write_buffer_size = MAX_PENDING_WRITE_BYTES
+            self.open_sockets.add(self)
             await super().open(*args, **kwargs)
 
+        def on_close(self) -> None:
+            self.open_sockets.discard(self)
+            super().on_close()
+
         def write_message(self, message: Any, binary: bool = False) -> Any:
-            conn = self.ws_connection
-            stream = getattr(conn, "stream", None)
-            if stream is not None and stream._write_buffer_size > MAX_PENDING_WRITE_BYTES:
+            try:
+                return super().write_message(message, binary=binary)
+            except tornado.iostream.StreamBufferFullError:
                 self.close(1008, "not reading")
-                raise tornado.websocket.WebSocketClosedError()
-            return super().write_message(message, binary=binary)
+                raise tornado.websocket.WebSocketClosedError() from None
 
     return SocketTransport

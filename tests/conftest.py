@@ -1,0 +1,261 @@
+"""Shared fixtures: database URLs from the environment, and the `stack` (a real server on a
+free port, driven through real HTTP and Socket.IO clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import argon2
+import httpx
+import pytest
+import socketio
+import tornado.locale
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config.settings import Secret, Settings, parse_database_url  # noqa: E402
+from models.db import make_engine, make_sessions, migrate  # noqa: E402
+from services import Services  # noqa: E402
+from services.auth import Passwords  # noqa: E402
+
+PASSWORD = "correct horse battery staple"
+REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
+TABLES = ("messages", "read_markers", "revoked_tokens", "usuarios")
+
+tornado.locale.load_translations(str(ROOT / "locale"))
+
+
+def service_url(kind: str) -> str:
+    """The URL of a service the test needs: skip without it, or fail under REQUIRE_SERVICES."""
+    url = os.environ.get(f"TEST_{kind.upper()}_URL")
+    if not url:
+        message = f"TEST_{kind.upper()}_URL is not set"
+        if REQUIRE:
+            pytest.fail(f"{message} and REQUIRE_SERVICES=1")
+        pytest.skip(message)
+    return url
+
+
+def database_params() -> list[Any]:
+    return [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+    ]
+
+
+async def _fresh_server_database(kind: str, base_url: str) -> str:
+    """Create a database of its own for this test run on a shared server."""
+    name = f"sc_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = make_url(parse_database_url(base_url))
+    admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        if kind == "mariadb":
+            await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
+        else:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    _CREATED.append((kind, base_url, name))
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+_CREATED: list[tuple[str, str, str]] = []
+_DATABASES: dict[str, str] = {}
+
+
+async def _drop_created() -> None:
+    for kind, base_url, name in _CREATED:
+        url = parse_database_url(base_url)
+        admin = make_engine(url, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            quoted = f"`{name}`" if kind == "mariadb" else f'"{name}"'
+            force = " WITH (FORCE)" if kind == "postgresql" else ""
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
+        await admin.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _CREATED:
+        asyncio.run(_drop_created())
+
+
+async def database_url_for(kind: str, tmp_path: Path) -> str:
+    """A clean database of `kind`: a new SQLite file, or emptied tables in this run's database."""
+    if kind == "sqlite":
+        return parse_database_url(f"sqlite:///{tmp_path / 'chat.db'}")
+    if kind not in _DATABASES:
+        _DATABASES[kind] = await _fresh_server_database(kind, service_url(kind))
+    url = _DATABASES[kind]
+    engine = make_engine(url)
+    await migrate(engine)
+    async with engine.begin() as conn:
+        for table in TABLES:
+            await conn.execute(text(f"DELETE FROM {table}"))
+    await engine.dispose()
+    return url
+
+
+FAST_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@dataclass
+class Stack:
+    """A running server and helpers to drive it from outside."""
+
+    settings: Settings
+    services: Services
+    port: int
+    clients: list[socketio.AsyncClient] = field(default_factory=list)
+    http: httpx.AsyncClient | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def register(self, user: str, name: str | None = None, *, admin: bool = False) -> str:
+        """Create a user (an admin through the service, as `adduser` does) and return a token."""
+        assert self.http is not None
+        if admin:
+            await self.services.auth.add_user(user, name or user, PASSWORD, admin=True)
+        else:
+            r = await self.http.post(
+                "/api/register", json={"username": user, "name": name or user, "password": PASSWORD}
+            )
+            assert r.status_code == 201, r.text
+        return await self.login(user)
+
+    async def login(self, user: str, password: str = PASSWORD) -> str:
+        assert self.http is not None
+        r = await self.http.post("/api/login", json={"username": user, "password": password})
+        assert r.status_code == 200, r.text
+        self.http.cookies.clear()
+        return str(r.json()["token"])
+
+    async def connect(self, token: str | None = None, **kwargs: Any) -> Client:
+        client = Client()
+        kwargs.setdefault("transports", ["websocket"])
+        await client.sio.connect(
+            self.url, auth={"token": token} if token else None, wait_timeout=5, **kwargs
+        )
+        self.clients.append(client.sio)
+        return client
+
+    async def try_connect(self, **kwargs: Any) -> str | None:
+        """Connect and disconnect; the connect_error message, or None when it connected."""
+        client = Client()
+        kwargs.setdefault("transports", ["websocket"])
+        try:
+            await client.sio.connect(self.url, wait_timeout=5, **kwargs)
+        except socketio.exceptions.ConnectionError as exc:
+            http = client.sio.eio.http
+            if http is not None and not http.closed:
+                await http.close()  # python-engineio leaves it open after a failed transport
+            return client.refusal or str(exc)
+        await client.sio.disconnect()
+        return None
+
+
+class Client:
+    """A python-socketio client that records what the server sends it."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, list[Any]] = {}
+        self.refusal: str | None = None
+        self.disconnected = asyncio.Event()
+        self._arrived = asyncio.Condition()
+
+        @self.sio.on("connect_error")
+        async def _refused(data: Any) -> None:
+            self.refusal = data.get("message") if isinstance(data, dict) else str(data)
+
+        @self.sio.on("disconnect")
+        async def _gone(*_: Any) -> None:
+            self.disconnected.set()
+
+        @self.sio.on("*")
+        async def _any(event: str, data: Any = None) -> None:
+            async with self._arrived:
+                self.events.setdefault(event, []).append(data)
+                self._arrived.notify_all()
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10) -> Any:
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def wait_for(self, event: str, count: int = 1, timeout: float = 5) -> list[Any]:
+        async def enough() -> None:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: len(self.events.get(event, [])) >= count)
+
+        await asyncio.wait_for(enough(), timeout)
+        return self.events[event]
+
+    def got(self, event: str) -> list[Any]:
+        return self.events.get(event, [])
+
+
+StackFactory = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture(params=database_params())
+async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StackFactory]:
+    """Start servers on the parametrised database; each call gives a new server."""
+    from handlers import make_app
+    from sockets import drain, make_sio
+    from sockets.transport import make_transport_handler
+
+    kind = request.param
+    url = await database_url_for(kind, tmp_path)
+    running: list[tuple[Stack, Any, Any, Any]] = []
+
+    async def start(**overrides: Any) -> Stack:
+        settings = replace(
+            Settings(database_url=url, jwt_secret=Secret(secrets.token_urlsafe(40)), port=0),
+            **overrides,
+        )
+        engine = make_engine(settings.database_url)
+        await migrate(engine)
+        services = Services.build(settings, engine, make_sessions(engine))
+        services.auth.passwords = Passwords(FAST_HASHER)
+        await services.start()
+        sio = make_sio(services)
+        transport = make_transport_handler(sio, settings)
+        app = make_app(settings, services, transport)
+        server = app.listen(0, "127.0.0.1", max_body_size=settings.max_packet_chars * 4 + 4096)
+        port = next(iter(server._sockets.values())).getsockname()[1]
+        stack = Stack(settings, services, port)
+        stack.http = httpx.AsyncClient(base_url=stack.url, timeout=10)
+        running.append((stack, server, sio, transport))
+        return stack
+
+    yield start
+
+    for stack, server, sio, transport in running:
+        # The server closes first: python-engineio leaves a polling client's own disconnect
+        # waiting for its pending long-poll until the ping timeout.
+        server.stop()
+        await drain(sio, transport, timeout=2)
+        for client in stack.clients:
+            if client.connected:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(client.disconnect(), 2)
+        assert stack.http is not None
+        await stack.http.aclose()
+        await server.close_all_connections()
+        await stack.services.engine.dispose()
+
+
+@pytest.fixture
+async def stack(make_stack: StackFactory) -> Stack:
+    return await make_stack()
