@@ -1,0 +1,257 @@
+"""`mensaje_privado`, `sync`, `read`, `typing`, `presence`, `announcement` from outside."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from models.message import Message
+from tests.conftest import Client, Stack, StackFactory
+
+
+async def team(stack: Stack) -> tuple[Client, Client, Client]:
+    """A user `ana`, and two admins."""
+    ana = await stack.connect(await stack.register("ana", "Ana"))
+    boss = await stack.connect(await stack.register("boss", "Boss", admin=True))
+    chief = await stack.connect(await stack.register("chief", "Chief", admin=True))
+    return ana, boss, chief
+
+
+async def stored_count(stack: Stack) -> int:
+    async with stack.services.sessions() as db:
+        return int((await db.execute(select(func.count()).select_from(Message))).scalar_one())
+
+
+async def test_user_message_reaches_admins_and_senders_other_sockets(stack: Stack) -> None:
+    ana, boss, chief = await team(stack)
+    ana2 = await stack.connect(await stack.login("ana"))
+    ack = await ana.call("mensaje_privado", {"text": "help <b>me</b>", "client_msg_id": "c1"})
+    assert ack["ok"] is True
+    message = ack["message"]
+    assert message["from"] == "ana" and message["to"] == "admins"
+    assert message["text"] == "help <b>me</b>" and message["client_msg_id"] == "c1"
+    assert isinstance(message["id"], int)
+    datetime.fromisoformat(message["created_at"].replace("Z", "+00:00"))
+    for client in (boss, chief, ana2):
+        assert (await client.wait_for("mensaje_privado"))[0] == message
+    await asyncio.sleep(0.1)
+    assert ana.got("mensaje_privado") == []  # never the sending socket
+
+
+async def test_admin_reply_reaches_user_and_other_admins_not_sender(stack: Stack) -> None:
+    ana, boss, chief = await team(stack)
+    bob = await stack.connect(await stack.register("bob"))
+    ack = await boss.call("mensaje_privado", {"to": "ANA", "text": "hello"})
+    assert ack["ok"] is True and ack["message"]["to"] == "ana" and ack["message"]["from"] == "boss"
+    assert (await ana.wait_for("mensaje_privado"))[0] == ack["message"]
+    assert (await chief.wait_for("mensaje_privado"))[0] == ack["message"]
+    await asyncio.sleep(0.1)
+    assert boss.got("mensaje_privado") == [] and bob.got("mensaje_privado") == []
+
+
+@pytest.mark.parametrize(
+    ("who", "payload", "code"),
+    [
+        ("ana", {"to": "bob", "text": "x"}, "forbidden"),
+        ("boss", {"to": "admins", "text": "x"}, "forbidden"),
+        ("boss", {"text": "x"}, "invalid"),
+        ("boss", {"to": "nobody", "text": "x"}, "not_found"),
+        ("ana", {"text": ""}, "invalid"),
+        ("ana", {"text": 5}, "invalid"),
+        ("ana", {"text": "a\x00b"}, "invalid"),
+        ("ana", {"text": "\ud800"}, "invalid"),
+        ("ana", {"text": "x" * 4001}, "invalid"),
+        ("ana", {"text": "x", "client_msg_id": "c" * 65}, "invalid"),
+        ("ana", {"text": "x", "client_msg_id": 7}, "invalid"),
+        ("ana", {"to": "x'; DROP TABLE usuarios; --", "text": "x"}, "invalid"),
+        ("ana", ["not", "an", "object"], "invalid"),
+        ("ana", "text", "invalid"),
+        ("ana", None, "invalid"),
+        ("ana", {"text": b"binary"}, "invalid"),
+    ],
+)
+async def test_bad_messages_get_an_error_ack_and_store_nothing(
+    stack: Stack, who: str, payload: object, code: str
+) -> None:
+    ana, boss, _ = await team(stack)
+    sender = {"ana": ana, "boss": boss}[who]
+    ack = await sender.call("mensaje_privado", payload)
+    assert ack["ok"] is False and ack["error"] == code and isinstance(ack["message"], str)
+    assert await stored_count(stack) == 0
+    assert (await ana.call("mensaje_privado", {"text": "still serving"}))["ok"] is True
+
+
+async def test_longest_text_and_any_unicode_are_stored_exactly(stack: Stack) -> None:
+    ana, boss, _ = await team(stack)
+    text = "é😀" + "x" * 3998
+    ack = await ana.call("mensaje_privado", {"text": text})
+    assert ack["ok"] is True and ack["message"]["text"] == text
+    synced = await boss.call("sync", {"after": 0})
+    assert synced["messages"][0]["text"] == text
+    assert synced["messages"][0]["created_at"] == ack["message"]["created_at"]
+
+
+async def test_same_client_msg_id_is_stored_and_delivered_once(stack: Stack) -> None:
+    ana, boss, _ = await team(stack)
+    first = await ana.call("mensaje_privado", {"text": "one", "client_msg_id": "k"})
+    again = await ana.call("mensaje_privado", {"text": "other text", "client_msg_id": "k"})
+    assert again == first
+    other_case = await ana.call("mensaje_privado", {"text": "two", "client_msg_id": "K"})
+    assert other_case["message"]["id"] != first["message"]["id"]
+    await boss.wait_for("mensaje_privado", 2)
+    await asyncio.sleep(0.1)
+    assert len(boss.got("mensaje_privado")) == 2
+    assert await stored_count(stack) == 2
+
+
+async def test_same_client_msg_id_at_the_same_moment_is_stored_once(stack: Stack) -> None:
+    await stack.register("ana")
+    sockets = [await stack.connect(await stack.login("ana")) for _ in range(4)]
+    acks = await asyncio.gather(
+        *(s.call("mensaje_privado", {"text": f"t{i}", "client_msg_id": "race"}) for i, s in enumerate(sockets))
+    )
+    assert all(a["ok"] for a in acks)
+    assert len({a["message"]["id"] for a in acks}) == 1
+    assert await stored_count(stack) == 1
+
+
+async def test_messages_of_one_socket_are_stored_in_send_order(stack: Stack) -> None:
+    ana, boss, _ = await team(stack)
+    sent = [f"m{i}" for i in range(30)]
+    acks = await asyncio.gather(*(ana.call("mensaje_privado", {"text": t}) for t in sent))
+    assert [a["message"]["text"] for a in sorted(acks, key=lambda a: a["message"]["id"])] == sent
+    live = await boss.wait_for("mensaje_privado", 30)
+    assert [m["text"] for m in live] == sent
+
+
+async def test_sync_returns_what_the_caller_may_read_in_pages(stack: Stack) -> None:
+    ana, boss, _ = await team(stack)
+    bob = await stack.connect(await stack.register("bob"))
+    for i in range(3):
+        await ana.call("mensaje_privado", {"text": f"a{i}"})
+        await bob.call("mensaje_privado", {"text": f"b{i}"})
+    await boss.call("mensaje_privado", {"to": "ana", "text": "reply"})
+    mine = await ana.call("sync", {"after": 0})
+    assert mine["ok"] is True and mine["more"] is False
+    assert [m["text"] for m in mine["messages"]] == ["a0", "a1", "a2", "reply"]
+    everything = await boss.call("sync", {"after": 0})
+    ids = [m["id"] for m in everything["messages"]]
+    assert len(ids) == 7 and ids == sorted(ids)
+    later = await boss.call("sync", {"after": ids[3]})
+    assert [m["id"] for m in later["messages"]] == ids[4:]
+    assert (await ana.call("sync", {"after": -1}))["error"] == "invalid"
+    assert (await ana.call("sync", {"after": "0"}))["error"] == "invalid"
+
+
+async def test_sync_pages_by_500(make_stack: StackFactory) -> None:
+    stack = await make_stack(msg_rate=0.0)
+    ana = await stack.connect(await stack.register("ana"))
+    for i in range(501):
+        assert (await ana.call("mensaje_privado", {"text": str(i)}))["ok"]
+    page = await ana.call("sync", {"after": 0})
+    assert len(page["messages"]) == 500 and page["more"] is True
+    rest = await ana.call("sync", {"after": page["messages"][-1]["id"]})
+    assert [m["text"] for m in rest["messages"]] == ["500"] and rest["more"] is False
+
+
+async def test_read_marks_and_unread_counts(stack: Stack) -> None:
+    ana, boss, chief = await team(stack)
+    ids = [(await ana.call("mensaje_privado", {"text": str(i)}))["message"]["id"] for i in range(3)]
+    assert stack.http is not None
+    headers = {"Authorization": f"Bearer {await stack.login('boss')}"}
+    convs = (await stack.http.get("/api/conversations", headers=headers)).json()["conversations"]
+    assert convs[0]["unread"] == 3
+    assert (await boss.call("read", {"with": "Ana", "up_to": ids[1]})) == {"ok": True}
+    convs = (await stack.http.get("/api/conversations", headers=headers)).json()["conversations"]
+    assert convs[0]["unread"] == 1  # shared by the team: chief sees it too
+    assert (await boss.call("read", {"with": "ana", "up_to": ids[0]})) == {"ok": True}  # never back
+    convs = (await stack.http.get("/api/conversations", headers=headers)).json()["conversations"]
+    assert convs[0]["unread"] == 1
+    assert (await boss.call("read", {"with": "ghost", "up_to": 1}))["error"] == "not_found"
+    assert (await boss.call("read", {"up_to": 1}))["error"] == "invalid"
+    assert (await ana.call("read", {"up_to": ids[2]})) == {"ok": True}
+    assert (await ana.call("read", {"with": "bob", "up_to": 1}))["error"] == "forbidden"
+
+
+async def test_typing_is_relayed_to_the_other_side_only(stack: Stack) -> None:
+    ana, boss, chief = await team(stack)
+    ana2 = await stack.connect(await stack.login("ana"))
+    assert (await ana.call("typing", {"typing": True})) == {"ok": True}
+    assert (await boss.wait_for("typing"))[0] == {"from": "ana", "to": "admins", "typing": True}
+    await chief.wait_for("typing")
+    await boss.call("typing", {"to": "ana", "typing": False})
+    assert (await ana.wait_for("typing"))[0] == {"from": "boss", "to": "ana", "typing": False}
+    await asyncio.sleep(0.1)
+    assert ana2.got("typing") == [{"from": "boss", "to": "ana", "typing": False}]
+    assert boss.got("typing") == [{"from": "ana", "to": "admins", "typing": True}]
+    assert (await ana.call("typing", {"typing": "yes"}))["error"] == "invalid"
+    assert (await ana.call("typing", {"to": "bob", "typing": True}))["error"] == "forbidden"
+
+
+async def test_presence_on_first_and_last_socket(stack: Stack) -> None:
+    boss = await stack.connect(await stack.register("boss", admin=True))
+    token = await stack.register("ana")
+
+    def of_ana() -> list[object]:
+        return [p for p in boss.got("presence") if p["user"] == "ana"]
+
+    first = await stack.connect(token)
+    await boss.wait_for("presence", 2)
+    assert of_ana() == [{"user": "ana", "online": True}]
+    second = await stack.connect(token)
+    await first.sio.disconnect()
+    await asyncio.sleep(0.2)
+    assert of_ana() == [{"user": "ana", "online": True}]
+    await second.sio.disconnect()
+    await boss.wait_for("presence", 3)
+    assert of_ana() == [{"user": "ana", "online": True}, {"user": "ana", "online": False}]
+
+
+async def test_announcement_reaches_everyone_and_users_cannot_announce(stack: Stack) -> None:
+    ana, boss, chief = await team(stack)
+    ack = await boss.call("announcement", {"text": "maintenance at 5"})
+    assert ack["ok"] is True
+    announcement = ack["announcement"]
+    assert announcement["from"] == "boss" and announcement["text"] == "maintenance at 5"
+    for client in (ana, boss, chief):
+        assert (await client.wait_for("announcement"))[0] == announcement
+    denied = await ana.call("announcement", {"text": "me too"})
+    assert denied["ok"] is False and denied["error"] == "forbidden"
+    assert (await boss.call("announcement", {"text": ""}))["error"] == "invalid"
+    assert (await boss.call("sync", {"after": 0}))["messages"] == []
+
+
+async def test_rate_limit_applies_per_user_and_duplicates_are_free(make_stack: StackFactory) -> None:
+    stack = await make_stack(msg_rate=1.0, msg_burst=3)
+    ana = await stack.connect(await stack.register("ana"))
+    results = [await ana.call("mensaje_privado", {"text": str(i), "client_msg_id": f"c{i}"}) for i in range(3)]
+    assert all(r["ok"] for r in results)
+    assert (await ana.call("mensaje_privado", {"text": "again", "client_msg_id": "c0"}))["ok"] is True
+    limited = await ana.call("mensaje_privado", {"text": "too many"})
+    assert limited["ok"] is False and limited["error"] == "rate_limited"
+    other = await stack.connect(await stack.login("ana"))  # per user, not per socket
+    assert (await other.call("mensaje_privado", {"text": "x"}))["error"] == "rate_limited"
+    await asyncio.sleep(1.1)
+    assert (await ana.call("mensaje_privado", {"text": "later"}))["ok"] is True
+    assert await stored_count(stack) == 4
+
+
+async def test_oversized_packet_closes_the_connection_and_stores_nothing(make_stack: StackFactory) -> None:
+    stack = await make_stack(max_packet_chars=2048, msg_max_chars=100_000)
+    ana = await stack.connect(await stack.register("ana"))
+    ana.sio.start_background_task(ana.sio.emit, "mensaje_privado", {"text": "x" * 5000})
+    await asyncio.wait_for(ana.disconnected.wait(), 5)
+    assert await stored_count(stack) == 0
+    again = await stack.connect(await stack.login("ana"))
+    assert (await again.call("mensaje_privado", {"text": "small"}))["ok"] is True
+
+
+async def test_event_with_extra_arguments_or_unknown_event_does_not_break_the_server(stack: Stack) -> None:
+    ana, _, _ = await team(stack)
+    ack = await ana.sio.call("mensaje_privado", ({"text": "a"}, {"text": "b"}), timeout=5)
+    assert ack["ok"] is False and ack["error"] == "invalid"
+    await ana.sio.emit("no_such_event", {"x": 1})
+    assert (await ana.call("mensaje_privado", {"text": "fine"}))["ok"] is True
