@@ -1,7 +1,7 @@
 """supportchat: pages, JSON API and Socket.IO on one port.
 
-    python server.py [--port 3000] [--host 127.0.0.1]
-    python server.py adduser USER --name NAME [--admin]      # password on stdin
+python server.py [--port 3000] [--host 127.0.0.1]
+python server.py adduser USER --name NAME [--admin]      # password on stdin
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class JsonLines(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and k != "message"})
+        entry.update(
+            {k: v for k, v in vars(record).items() if k not in _STANDARD and k != "message"}
+        )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
@@ -75,7 +77,9 @@ def resolve_secret(settings: Settings) -> Settings:
     return replace(settings, jwt_secret=Secret(path.read_text().strip()))
 
 
-async def wait_until_up(what: str, check: Callable[[], Awaitable[None]], stop: asyncio.Event) -> bool:
+async def wait_until_up(
+    what: str, check: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> bool:
     """Retry `check` once a second, one log line each time, until it passes or stop is set."""
     while not stop.is_set():
         try:
@@ -127,8 +131,12 @@ async def serve(settings: Settings) -> None:
         max_body_size=settings.max_packet_chars * 4 + 4096,
         xheaders=False,
     )
-    log.info("listening on http://%s:%d", settings.host, settings.port,
-             extra={"worker": settings.worker_id, "database": engine.dialect.name})
+    log.info(
+        "listening on http://%s:%d",
+        settings.host,
+        settings.port,
+        extra={"worker": settings.worker_id, "database": engine.dialect.name},
+    )
     try:
         await stop.wait()
         log.info("shutting down")
@@ -186,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if "port" in overrides and not 1 <= overrides["port"] <= 65535:
         sys.stderr.write("supportchat: --port: expected a number from 1 to 65535\n")
         return 2
-    settings = replace(settings, **overrides)  # type: ignore[arg-type]
+    settings = replace(settings, **overrides)
     setup_logging(settings.log_level)
     tornado.locale.load_translations(str(ROOT / "locale"))
     settings = resolve_secret(settings)

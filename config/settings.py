@@ -167,7 +167,9 @@ def _url_parser(*schemes: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         parts = urlsplit(raw)
         if parts.scheme.lower() not in schemes or not (parts.hostname or parts.netloc):
-            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            raise ValueError(
+                f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
         return raw
 
     return parse
@@ -223,7 +225,9 @@ def _host(raw: str) -> str:
 
 def _networks(raw: str) -> tuple[IpNetwork, ...]:
     try:
-        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip())
+        return tuple(
+            ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()
+        )
     except ValueError:
         raise ValueError("expected comma-separated IP addresses or networks") from None
 

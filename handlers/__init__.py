@@ -9,17 +9,18 @@ import swagger_ui_bundle
 import tornado.web
 
 from config.settings import Settings
-from services import Services
-
 from handlers import api, ops, pages
+from services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_app(settings: Settings, services: Services, transport: type[Any]) -> tornado.web.Application:
+def make_app(
+    settings: Settings, services: Services, transport: type[Any]
+) -> tornado.web.Application:
     """`transport` is the Engine.IO handler made by `sockets.transport.make_transport_handler`."""
     s = {"services": services}
-    routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, object]] | tuple[str, type, dict[str, str]]] = [
+    routes: list[tuple[str, type[Any], dict[str, Any]]] = [
         (r"/", pages.HomePage, s),
         (r"/login", pages.LoginPage, s),
         (r"/register", pages.RegisterPage, s),
@@ -38,16 +39,23 @@ def make_app(settings: Settings, services: Services, transport: type[Any]) -> to
         (r"/metrics", ops.MetricsHandler, s),
         (r"/openapi.json", ops.OpenApiHandler, s),
         (r"/api-docs/?", ops.ApiDocsHandler, s),
-        (r"/api-docs/vendor/(.*)", tornado.web.StaticFileHandler,
-         {"path": swagger_ui_bundle.swagger_ui_path}),
+        (
+            r"/api-docs/vendor/(.*)",
+            tornado.web.StaticFileHandler,
+            {"path": swagger_ui_bundle.swagger_ui_path},
+        ),
         (r"/socket.io/", transport, {}),
     ]
     return tornado.web.Application(
-        routes,  # type: ignore[arg-type]
+        routes,
         template_path=str(ROOT / "templates"),
         static_path=str(ROOT / "static"),
         xsrf_cookies=True,
-        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict", "secure": settings.cookie_secure},
+        xsrf_cookie_kwargs={
+            "httponly": True,
+            "samesite": "Strict",
+            "secure": settings.cookie_secure,
+        },
         default_handler_class=ops.NotFoundHandler,
         default_handler_args=s,
         websocket_max_message_size=settings.max_packet_chars * 4 + 64,

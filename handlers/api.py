@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from handlers.base import ApiHandler
 from services.errors import AppError, Code
 from services.inputs import Credentials, HistoryQuery, Registration, role
 from services.wire import iso, message_to_wire, user_to_wire
-
-from handlers.base import ApiHandler
 
 
 class LoginApi(ApiHandler):
@@ -15,15 +14,17 @@ class LoginApi(ApiHandler):
         user, issued = await self.services.auth.login(creds, address=self.client_ip)
         self.set_token_cookie(issued.token, issued.expires_at)
         self.send_json(
-            {"token": issued.token, "expires_at": iso(issued.expires_at), "user": user_to_wire(user)}
+            {
+                "token": issued.token,
+                "expires_at": iso(issued.expires_at),
+                "user": user_to_wire(user),
+            }
         )
 
 
 class LogoutApi(ApiHandler):
     async def post(self) -> None:
-        self.require_user()
-        assert self.claims is not None
-        await self.services.auth.logout(self.claims)
+        await self.services.auth.logout(self.require_claims())
         self.clear_token_cookie()
         self.set_status(204)
         self.finish()

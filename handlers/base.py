@@ -10,14 +10,13 @@ from typing import Any
 import tornado.web
 from sqlalchemy.exc import SQLAlchemyError
 
+from handlers.forwarding import client_address
 from models.user import User
 from services import Services
 from services.auth import Claims
 from services.errors import AppError, Code, unavailable
 from services.metrics import HTTP_REQUESTS
 from services.wire import TOKEN_COOKIE
-
-from handlers.forwarding import client_address
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def clear_token_cookie(self) -> None:
         self.clear_cookie(
-            TOKEN_COOKIE, path="/", httponly=True, samesite="Lax",
+            TOKEN_COOKIE,
+            path="/",
+            httponly=True,
+            samesite="Lax",
             secure=self.services.settings.cookie_secure,
         )
 
@@ -94,8 +96,12 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, AppError | tornado.web.HTTPError):
             return  # expected: answered with its own status
         if isinstance(value, OUTAGE):
-            log.warning("%s %s: database unavailable (%s)", self.request.method,
-                        self.request.path, type(value).__name__)
+            log.warning(
+                "%s %s: database unavailable (%s)",
+                self.request.method,
+                self.request.path,
+                type(value).__name__,
+            )
             return
         super().log_exception(typ, value, tb)
 
@@ -132,6 +138,13 @@ class ApiHandler(BaseHandler):
             raise AppError(Code.UNAUTHENTICATED, "Log in first.")
         return self.me
 
+    def require_claims(self) -> Claims:
+        """The verified claims of the calling token."""
+        self.require_user()
+        if self.claims is None:
+            raise AppError(Code.UNAUTHENTICATED, "Log in first.")
+        return self.claims
+
     def require_admin(self) -> User:
         me = self.require_user()
         if not me.is_admin:
@@ -147,10 +160,16 @@ class ApiHandler(BaseHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, tornado.web.HTTPError) and not isinstance(exc, AppError):
-            error = AppError(
-                {404: Code.NOT_FOUND, 405: Code.INVALID, 403: Code.FORBIDDEN}.get(status_code, Code.INVALID),
-                exc.log_message or self._reason,
-            ) if status_code < 500 else self.app_error(None)
+            error = (
+                AppError(
+                    {404: Code.NOT_FOUND, 405: Code.INVALID, 403: Code.FORBIDDEN}.get(
+                        status_code, Code.INVALID
+                    ),
+                    exc.log_message or self._reason,
+                )
+                if status_code < 500
+                else self.app_error(None)
+            )
             self.send_json(error.body(), status_code)
             return
         error = self.app_error(exc)

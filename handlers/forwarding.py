@@ -59,4 +59,6 @@ def origin_allowed(
     if origin is None:
         return True
     origin = normalize_origin(origin)
-    return origin == own_origin(request, trusted) or origin in {normalize_origin(a) for a in allowed}
+    return origin == own_origin(request, trusted) or origin in {
+        normalize_origin(a) for a in allowed
+    }

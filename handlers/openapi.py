@@ -36,7 +36,9 @@ def _errors(*codes: Code) -> dict[str, Any]:
     }
 
 
-def _op(summary: str, ok: tuple[int, str, dict[str, Any] | None], *codes: Code, **extra: Any) -> dict[str, Any]:
+def _op(
+    summary: str, ok: tuple[int, str, dict[str, Any] | None], *codes: Code, **extra: Any
+) -> dict[str, Any]:
     status, description, schema = ok
     response: dict[str, Any] = {"description": description}
     if schema is not None:
@@ -48,7 +50,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, **_json(schema)}}
 
 
-SECURED = {"security": [{"bearer": []}, {"cookie": []}]}
+SECURED: dict[str, Any] = {"security": [{"bearer": []}, {"cookie": []}]}
 CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST must be application/json
 
 
@@ -122,16 +124,23 @@ def openapi_document() -> dict[str, Any]:
         "/api/login": {
             "post": _op(
                 "Log in: returns a token and sets the `token` cookie",
-                (200, "Logged in", {
-                    "type": "object",
-                    "required": ["token", "expires_at", "user"],
-                    "properties": {
-                        "token": {"type": "string"},
-                        "expires_at": {"type": "string", "format": "date-time"},
-                        "user": _ref("User"),
+                (
+                    200,
+                    "Logged in",
+                    {
+                        "type": "object",
+                        "required": ["token", "expires_at", "user"],
+                        "properties": {
+                            "token": {"type": "string"},
+                            "expires_at": {"type": "string", "format": "date-time"},
+                            "user": _ref("User"),
+                        },
                     },
-                }),
-                Code.INVALID, Code.BAD_CREDENTIALS, CHANGES, Code.RATE_LIMITED,
+                ),
+                Code.INVALID,
+                Code.BAD_CREDENTIALS,
+                CHANGES,
+                Code.RATE_LIMITED,
                 **_body(_ref("Credentials")),
             )
         },
@@ -139,37 +148,60 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Revoke the calling token and close the sockets that used it",
                 (204, "Logged out", None),
-                Code.UNAUTHENTICATED, CHANGES,
+                Code.UNAUTHENTICATED,
+                CHANGES,
                 **SECURED,
             )
         },
         "/api/register": {
             "post": _op(
                 "Create a user (no cookie: log in next)",
-                (201, "Created", {"type": "object", "required": ["user"], "properties": {"user": _ref("User")}}),
-                Code.INVALID, Code.EXISTS, CHANGES,
+                (
+                    201,
+                    "Created",
+                    {"type": "object", "required": ["user"], "properties": {"user": _ref("User")}},
+                ),
+                Code.INVALID,
+                Code.EXISTS,
+                CHANGES,
                 **_body(_ref("Registration")),
             )
         },
         "/api/me": {
-            "get": _op("The calling user", (200, "The user", _ref("User")), Code.UNAUTHENTICATED, **SECURED)
+            "get": _op(
+                "The calling user", (200, "The user", _ref("User")), Code.UNAUTHENTICATED, **SECURED
+            )
         },
         "/api/messages": {
             "get": _op(
                 "A conversation's messages, oldest first, paging backwards with `before`",
-                (200, "Messages", {
-                    "type": "object",
-                    "required": ["messages"],
-                    "properties": {"messages": {"type": "array", "items": _ref("Message")}},
-                }),
-                Code.INVALID, Code.UNAUTHENTICATED, Code.FORBIDDEN, Code.NOT_FOUND,
+                (
+                    200,
+                    "Messages",
+                    {
+                        "type": "object",
+                        "required": ["messages"],
+                        "properties": {"messages": {"type": "array", "items": _ref("Message")}},
+                    },
+                ),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
                 parameters=[
-                    {"name": "with", "in": "query", "schema": USER_NAME,
-                     "description": "The user whose conversation to read (required for admins)"},
+                    {
+                        "name": "with",
+                        "in": "query",
+                        "schema": USER_NAME,
+                        "description": "The user whose conversation to read (required for admins)",
+                    },
                     {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "default": 50},
-                     "description": "At most 200; a larger value is treated as 200"},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "default": 50},
+                        "description": "At most 200; a larger value is treated as 200",
+                    },
                 ],
                 **SECURED,
             )
@@ -177,26 +209,45 @@ def openapi_document() -> dict[str, Any]:
         "/api/conversations": {
             "get": _op(
                 "Admins: every conversation, newest activity first",
-                (200, "Conversations", {
-                    "type": "object",
-                    "required": ["conversations"],
-                    "properties": {"conversations": {"type": "array", "items": _ref("Conversation")}},
-                }),
-                Code.UNAUTHENTICATED, Code.FORBIDDEN,
+                (
+                    200,
+                    "Conversations",
+                    {
+                        "type": "object",
+                        "required": ["conversations"],
+                        "properties": {
+                            "conversations": {"type": "array", "items": _ref("Conversation")}
+                        },
+                    },
+                ),
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
                 **SECURED,
             )
         },
         "/api/users/{user}/role": {
             "post": _op(
                 "Admins: change a user's role; its live sockets reconnect with the new role",
-                (200, "The changed user", {"type": "object", "required": ["user"], "properties": {"user": _ref("User")}}),
-                Code.INVALID, Code.UNAUTHENTICATED, Code.FORBIDDEN, Code.NOT_FOUND, CHANGES,
-                parameters=[{"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}],
-                **_body({
-                    "type": "object",
-                    "required": ["rol"],
-                    "properties": {"rol": {"type": "string", "enum": ["admin", "user"]}},
-                }),
+                (
+                    200,
+                    "The changed user",
+                    {"type": "object", "required": ["user"], "properties": {"user": _ref("User")}},
+                ),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
+                CHANGES,
+                parameters=[
+                    {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                **_body(
+                    {
+                        "type": "object",
+                        "required": ["rol"],
+                        "properties": {"rol": {"type": "string", "enum": ["admin", "user"]}},
+                    }
+                ),
                 **SECURED,
             )
         },

@@ -6,10 +6,9 @@ from typing import Any
 
 import tornado.web
 
+from handlers.base import BaseHandler
 from services.errors import AppError, Code
 from services.inputs import Credentials, Registration
-
-from handlers.base import BaseHandler
 
 
 class PageHandler(BaseHandler):
@@ -30,9 +29,10 @@ class PageHandler(BaseHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, tornado.web.HTTPError):
-            message = {403: self.locale.translate("Forbidden"), 404: self.locale.translate("Not found")}.get(
-                status_code, self.locale.translate("Something went wrong.")
-            )
+            message = {
+                403: self.locale.translate("Forbidden"),
+                404: self.locale.translate("Not found"),
+            }.get(status_code, self.locale.translate("Something went wrong."))
         else:
             error = self.app_error(exc)
             status_code, message = error.status, error.message
@@ -55,7 +55,9 @@ class LoginPage(PageHandler):
     async def post(self) -> None:
         username = self.get_body_argument("username", "")
         try:
-            creds = Credentials.parse({"username": username, "password": self.get_body_argument("password", "")})
+            creds = Credentials.parse(
+                {"username": username, "password": self.get_body_argument("password", "")}
+            )
             user, issued = await self.services.auth.login(creds, address=self.client_ip)
         except AppError as exc:
             if exc.code is Code.UNAVAILABLE:
@@ -64,7 +66,9 @@ class LoginPage(PageHandler):
                 Code.RATE_LIMITED: "Too many failed logins; wait a minute.",
             }.get(exc.code, "Wrong user name or password.")
             status = 429 if exc.code is Code.RATE_LIMITED else 401
-            self.render_form("login.html", status, error=self.locale.translate(message), username=username)
+            self.render_form(
+                "login.html", status, error=self.locale.translate(message), username=username
+            )
             return
         self.set_token_cookie(issued.token, issued.expires_at)
         self.redirect("/admin" if user.is_admin else "/chat")
@@ -77,14 +81,19 @@ class RegisterPage(PageHandler):
     async def post(self) -> None:
         values = {k: self.get_body_argument(k, "") for k in ("username", "name", "password")}
         try:
-            form = Registration.parse(values, min_password=self.services.settings.password_min_length)
+            form = Registration.parse(
+                values, min_password=self.services.settings.password_min_length
+            )
             user = await self.services.auth.register(form)
         except AppError as exc:
             if exc.code is Code.UNAVAILABLE:
                 raise
             self.render_form(
-                "register.html", exc.status, error=exc.message,
-                username=values["username"], name=values["name"],
+                "register.html",
+                exc.status,
+                error=exc.message,
+                username=values["username"],
+                name=values["name"],
             )
             return
         issued = self.services.auth.tokens.issue(user)

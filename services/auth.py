@@ -216,7 +216,9 @@ class Auth:
             await asyncio.to_thread(self.passwords.burn, creds.password)
             ok, rehash = False, False
         else:
-            ok, rehash = await asyncio.to_thread(self.passwords.verify, user.password, creds.password)
+            ok, rehash = await asyncio.to_thread(
+                self.passwords.verify, user.password, creds.password
+            )
         if user is None or not ok:
             await self.failures.fail(user_key, addr_key)
             log.info("login failed", extra={"address": address})

@@ -151,7 +151,9 @@ class Chat:
         if not me.is_admin:
             stmt = stmt.where(Message.conversation == me.user)
         async with self.sessions() as db:
-            rows = (await db.execute(stmt.order_by(Message.id).limit(SYNC_LIMIT + 1))).scalars().all()
+            rows = (
+                (await db.execute(stmt.order_by(Message.id).limit(SYNC_LIMIT + 1))).scalars().all()
+            )
         return list(rows[:SYNC_LIMIT]), len(rows) > SYNC_LIMIT
 
     async def mark_read(self, me: User, read: ReadUpTo) -> None:
@@ -160,7 +162,9 @@ class Chat:
         where = and_(ReadMarker.conversation == conversation, ReadMarker.reader == reader)
         async with self.sessions.begin() as db:
             moved = await db.execute(
-                update(ReadMarker).where(where, ReadMarker.up_to < read.up_to).values(up_to=read.up_to)
+                update(ReadMarker)
+                .where(where, ReadMarker.up_to < read.up_to)
+                .values(up_to=read.up_to)
             )
             if moved.rowcount:  # type: ignore[attr-defined]
                 return

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 class SocketServer(Protocol):
     """What fan-out needs of `socketio.AsyncServer`."""
 
-    async def emit(self, event: str, data: Any = None, *, to: Any = None, skip_sid: Any = None) -> None: ...
+    async def emit(
+        self, event: str, data: Any = None, *, to: Any = None, skip_sid: Any = None
+    ) -> None: ...
 
     async def disconnect(self, sid: str, namespace: str | None = None) -> None: ...
 

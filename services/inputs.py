@@ -94,7 +94,9 @@ class Draft:
             raise invalid(f"client_msg_id must be a string of 1-{CLIENT_MSG_ID_MAX} characters.")
         if cid is not None:
             valid_text(cid, "client_msg_id", max_chars=CLIENT_MSG_ID_MAX)
-        return cls(to=to, text=valid_text(body.get("text"), "text", max_chars=max_text), client_msg_id=cid)
+        return cls(
+            to=to, text=valid_text(body.get("text"), "text", max_chars=max_text), client_msg_id=cid
+        )
 
 
 @dataclass(frozen=True)

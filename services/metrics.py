@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-CONNECTED_SOCKETS = Gauge("supportchat_connected_sockets", "Socket.IO connections open on this process")
+CONNECTED_SOCKETS = Gauge(
+    "supportchat_connected_sockets", "Socket.IO connections open on this process"
+)
 MESSAGES_STORED = Counter("supportchat_messages_stored_total", "Messages committed to the database")
-ACKS = Counter("supportchat_acks_total", "Acknowledgements of socket events, by event and result", ["event", "result"])
+ACKS = Counter(
+    "supportchat_acks_total",
+    "Acknowledgements of socket events, by event and result",
+    ["event", "result"],
+)
 DELIVERY_SECONDS = Histogram(
     "supportchat_delivery_seconds",
     "From receiving mensaje_privado to handing the stored message to its recipients' sockets",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
-HTTP_REQUESTS = Counter("supportchat_http_requests_total", "HTTP requests, by route and status", ["route", "status"])
+HTTP_REQUESTS = Counter(
+    "supportchat_http_requests_total", "HTTP requests, by route and status", ["route", "status"]
+)

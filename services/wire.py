@@ -9,7 +9,7 @@ from models.message import ADMINS, Message
 from models.user import User
 
 # Cookie and rooms
-TOKEN_COOKIE = "token"
+TOKEN_COOKIE = "token"  # noqa: S105 (a cookie name)
 ROOM_ADMINS = ADMINS
 
 
@@ -27,8 +27,8 @@ EV_ANNOUNCEMENT = "announcement"
 
 # Handshake refusals, exactly as the old service sent them
 NOT_AUTHENTICATED = "No autenticado"
-NO_TOKEN = "Token no proporcionado"
-BAD_TOKEN = "Token inválido"
+NO_TOKEN = "Token no proporcionado"  # noqa: S105
+BAD_TOKEN = "Token inválido"  # noqa: S105
 REFUSED_UNAVAILABLE = "unavailable"
 
 SYNC_LIMIT = 500

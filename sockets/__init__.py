@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import socketio
@@ -37,7 +36,8 @@ def make_sio(services: Services) -> socketio.AsyncServer:
 
 def namespace_of(sio: socketio.AsyncServer) -> ChatNamespace:
     handler = sio.namespace_handlers["/"]
-    assert isinstance(handler, ChatNamespace)
+    if not isinstance(handler, ChatNamespace):
+        raise TypeError("the / namespace is not a ChatNamespace")
     return handler
 
 
@@ -46,11 +46,12 @@ async def drain(sio: socketio.AsyncServer, transport: type[Any], *, timeout: flo
     Socket.IO disconnect) so that clients reconnect by themselves, elsewhere."""
     namespace = namespace_of(sio)
     namespace.draining = True
-    deadline = time.monotonic() + timeout
-    while namespace.in_flight and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    if namespace.in_flight:
-        log.warning("shutdown: %d events still in flight after %.0f s", namespace.in_flight, timeout)
+    try:
+        await asyncio.wait_for(namespace.idle.wait(), timeout)
+    except TimeoutError:
+        log.warning(
+            "shutdown: %d events still in flight after %.0f s", namespace.in_flight, timeout
+        )
     # python-engineio's own disconnect() waits for each socket's queue to drain, forever when
     # the peer is gone: close without waiting, then close the WebSockets ourselves.
     closing = [

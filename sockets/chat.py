@@ -14,7 +14,7 @@ import socketio
 from models.user import User
 from services import Services
 from services.errors import AppError, unavailable
-from services.inputs import Draft, invalid, ReadUpTo, Typing, announcement_text, sync_after
+from services.inputs import Draft, ReadUpTo, Typing, announcement_text, invalid, sync_after
 from services.metrics import ACKS, CONNECTED_SOCKETS, DELIVERY_SECONDS
 from services.presence import Connection
 from services.wire import ROOM_ADMINS, message_to_wire, user_room
@@ -37,6 +37,7 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
         if lock is None or self.draining:  # racing the disconnect, or shutting down
             return unavailable().ack()
         self.in_flight += 1
+        self.idle.clear()
         try:
             if len(args) != 1:
                 raise invalid("Send exactly one argument: a JSON object.")
@@ -53,6 +54,8 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
             return unavailable().ack()
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
 
     return wrapper
 
@@ -65,6 +68,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.expiry: dict[str, asyncio.TimerHandle] = {}
         self.in_flight = 0
         self.draining = False
+        self.idle = asyncio.Event()  # set while no event is in flight
+        self.idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def user_of(self, sid: str) -> User:

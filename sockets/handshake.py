@@ -31,7 +31,9 @@ def token_from(environ: dict[str, Any], auth: object) -> str:
     return token
 
 
-async def authenticate(auth_service: Auth, environ: dict[str, Any], auth: object) -> tuple[User, Claims]:
+async def authenticate(
+    auth_service: Auth, environ: dict[str, Any], auth: object
+) -> tuple[User, Claims]:
     token = token_from(environ, auth)
     try:
         return await auth_service.authenticate(token)

@@ -5,7 +5,7 @@ write buffer for sockets that never read."""
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 import socketio
 import tornado.iostream
@@ -22,9 +22,11 @@ MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024
 def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> type[Any]:
     base: type[Any] = socketio.get_tornado_handler(sio)
 
-    class SocketTransport(base):  # type: ignore[misc,valid-type]
+    class SocketTransport(base):  # type: ignore[misc]
         # Open WebSockets, so that shutdown can close every transport for real.
-        open_sockets: weakref.WeakSet[tornado.websocket.WebSocketHandler] = weakref.WeakSet()
+        open_sockets: ClassVar[weakref.WeakSet[tornado.websocket.WebSocketHandler]] = (
+            weakref.WeakSet()
+        )
 
         def prepare(self) -> None:
             # Refused before the token is looked at, so another site cannot ride the cookie.

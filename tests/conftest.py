@@ -62,7 +62,9 @@ async def _fresh_server_database(kind: str, base_url: str) -> str:
     admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         if kind == "mariadb":
-            await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
+            await conn.execute(
+                text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+            )
         else:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
     await admin.dispose()
@@ -101,7 +103,7 @@ async def database_url_for(kind: str, tmp_path: Path) -> str:
     await migrate(engine)
     async with engine.begin() as conn:
         for table in TABLES:
-            await conn.execute(text(f"DELETE FROM {table}"))
+            await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
     await engine.dispose()
     return url
 

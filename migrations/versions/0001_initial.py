@@ -10,6 +10,8 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -21,7 +23,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+MYSQL_TABLE: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
 
 
 def upgrade() -> None:
@@ -29,7 +31,7 @@ def upgrade() -> None:
     dialect = bind.dialect.name
     inspector = sa.inspect(bind)
     tables = set(inspector.get_table_names())
-    table_options = MYSQL_TABLE if dialect == "mysql" else {}
+    table_options: dict[str, Any] = MYSQL_TABLE if dialect == "mysql" else {}
 
     if "usuarios" not in tables:
         user_type = sa.String(32, collation="NOCASE") if dialect == "sqlite" else sa.String(32)
@@ -45,7 +47,9 @@ def upgrade() -> None:
         _widen_password_column(inspector, dialect)
     if dialect == "postgresql":
         # Names are unique without regard to case (the old MySQL collation's behaviour).
-        op.execute('CREATE UNIQUE INDEX IF NOT EXISTS ix_usuarios_user_lower ON usuarios (lower("user"))')
+        op.execute(
+            'CREATE UNIQUE INDEX IF NOT EXISTS ix_usuarios_user_lower ON usuarios (lower("user"))'
+        )
 
     if "messages" not in tables:
         op.create_table(

@@ -92,7 +92,9 @@ async def test_token_of_deleted_user_is_refused(stack: Stack) -> None:
 
 async def test_foreign_origin_is_refused_before_the_token(stack: Stack) -> None:
     token = await stack.register("ana")
-    refusal = await stack.try_connect(auth={"token": token}, headers={"Origin": "https://evil.example"})
+    refusal = await stack.try_connect(
+        auth={"token": token}, headers={"Origin": "https://evil.example"}
+    )
     assert refusal is not None
     assert refusal not in ("No autenticado", "Token no proporcionado", "Token inválido")
     polling = await stack.try_connect(
@@ -100,7 +102,9 @@ async def test_foreign_origin_is_refused_before_the_token(stack: Stack) -> None:
     )
     assert polling is not None
     assert stack.http is not None
-    r = await stack.http.get("/socket.io/?EIO=4&transport=polling", headers={"Origin": "https://evil.example"})
+    r = await stack.http.get(
+        "/socket.io/?EIO=4&transport=polling", headers={"Origin": "https://evil.example"}
+    )
     assert r.status_code == 403
 
 
@@ -108,18 +112,36 @@ async def test_own_and_listed_origins_are_allowed(make_stack: StackFactory) -> N
     stack = await make_stack(allowed_origins=("https://app.example",))
     token = await stack.register("ana")
     assert await stack.try_connect(auth={"token": token}, headers={"Origin": stack.url}) is None
-    assert await stack.try_connect(auth={"token": token}, headers={"Origin": "https://app.example"}) is None
-    assert await stack.try_connect(auth={"token": token}, headers={"Origin": "https://app.example.evil"}) is not None
+    assert (
+        await stack.try_connect(auth={"token": token}, headers={"Origin": "https://app.example"})
+        is None
+    )
+    assert (
+        await stack.try_connect(
+            auth={"token": token}, headers={"Origin": "https://app.example.evil"}
+        )
+        is not None
+    )
 
 
-async def test_forwarded_origin_is_believed_only_from_trusted_proxies(make_stack: StackFactory) -> None:
+async def test_forwarded_origin_is_believed_only_from_trusted_proxies(
+    make_stack: StackFactory,
+) -> None:
     untrusting = await make_stack(trusted_proxies=())
     token = await untrusting.register("ana")
-    spoofed = {"Origin": "https://evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    spoofed = {
+        "Origin": "https://evil.example",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https",
+    }
     assert await untrusting.try_connect(auth={"token": token}, headers=spoofed) is not None
     trusting = await make_stack()
     token = await trusting.register("bea")
-    proxied = {"Origin": "https://chat.example", "X-Forwarded-Host": "chat.example", "X-Forwarded-Proto": "https"}
+    proxied = {
+        "Origin": "https://chat.example",
+        "X-Forwarded-Host": "chat.example",
+        "X-Forwarded-Proto": "https",
+    }
     assert await trusting.try_connect(auth={"token": token}, headers=proxied) is None
 
 
@@ -143,7 +165,10 @@ async def test_logout_revokes_token_and_disconnects_its_sockets(stack: Stack) ->
     first = await stack.connect(token)
     second = await stack.connect(other)
     assert stack.http is not None
-    r = await stack.http.post("/api/logout", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    r = await stack.http.post(
+        "/api/logout",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 204
     await asyncio.wait_for(first.disconnected.wait(), 3)
     assert second.sio.connected
@@ -156,7 +181,10 @@ async def test_revocation_outlives_a_restart(make_stack: StackFactory) -> None:
     first = await make_stack()
     token = await first.register("ana")
     assert first.http is not None
-    await first.http.post("/api/logout", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    await first.http.post(
+        "/api/logout",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     second = await make_stack(jwt_secret=first.settings.jwt_secret)
     assert await second.try_connect(auth={"token": token}) == "Token inválido"
 
@@ -167,7 +195,9 @@ async def test_role_change_disconnects_and_reconnect_gets_new_role(stack: Stack)
     client = await stack.connect(token)
     assert stack.http is not None
     r = await stack.http.post(
-        "/api/users/ANA/role", json={"rol": "admin"}, headers={"Authorization": f"Bearer {admin_token}"}
+        "/api/users/ANA/role",
+        json={"rol": "admin"},
+        headers={"Authorization": f"Bearer {admin_token}"},
     )
     assert r.status_code == 200 and r.json()["user"]["rol"] == "admin"
     await asyncio.wait_for(client.disconnected.wait(), 3)

@@ -111,7 +111,10 @@ async def test_same_client_msg_id_at_the_same_moment_is_stored_once(stack: Stack
     await stack.register("ana")
     sockets = [await stack.connect(await stack.login("ana")) for _ in range(4)]
     acks = await asyncio.gather(
-        *(s.call("mensaje_privado", {"text": f"t{i}", "client_msg_id": "race"}) for i, s in enumerate(sockets))
+        *(
+            s.call("mensaje_privado", {"text": f"t{i}", "client_msg_id": "race"})
+            for i, s in enumerate(sockets)
+        )
     )
     assert all(a["ok"] for a in acks)
     assert len({a["message"]["id"] for a in acks}) == 1
@@ -158,15 +161,16 @@ async def test_sync_pages_by_500(make_stack: StackFactory) -> None:
 
 
 async def test_read_marks_and_unread_counts(stack: Stack) -> None:
-    ana, boss, chief = await team(stack)
+    ana, boss, _ = await team(stack)
     ids = [(await ana.call("mensaje_privado", {"text": str(i)}))["message"]["id"] for i in range(3)]
     assert stack.http is not None
     headers = {"Authorization": f"Bearer {await stack.login('boss')}"}
     convs = (await stack.http.get("/api/conversations", headers=headers)).json()["conversations"]
     assert convs[0]["unread"] == 3
     assert (await boss.call("read", {"with": "Ana", "up_to": ids[1]})) == {"ok": True}
-    convs = (await stack.http.get("/api/conversations", headers=headers)).json()["conversations"]
-    assert convs[0]["unread"] == 1  # shared by the team: chief sees it too
+    chief = {"Authorization": f"Bearer {await stack.login('chief')}"}
+    convs = (await stack.http.get("/api/conversations", headers=chief)).json()["conversations"]
+    assert convs[0]["unread"] == 1  # read state is shared by the team
     assert (await boss.call("read", {"with": "ana", "up_to": ids[0]})) == {"ok": True}  # never back
     convs = (await stack.http.get("/api/conversations", headers=headers)).json()["conversations"]
     assert convs[0]["unread"] == 1
@@ -224,12 +228,19 @@ async def test_announcement_reaches_everyone_and_users_cannot_announce(stack: St
     assert (await boss.call("sync", {"after": 0}))["messages"] == []
 
 
-async def test_rate_limit_applies_per_user_and_duplicates_are_free(make_stack: StackFactory) -> None:
+async def test_rate_limit_applies_per_user_and_duplicates_are_free(
+    make_stack: StackFactory,
+) -> None:
     stack = await make_stack(msg_rate=1.0, msg_burst=3)
     ana = await stack.connect(await stack.register("ana"))
-    results = [await ana.call("mensaje_privado", {"text": str(i), "client_msg_id": f"c{i}"}) for i in range(3)]
+    results = [
+        await ana.call("mensaje_privado", {"text": str(i), "client_msg_id": f"c{i}"})
+        for i in range(3)
+    ]
     assert all(r["ok"] for r in results)
-    assert (await ana.call("mensaje_privado", {"text": "again", "client_msg_id": "c0"}))["ok"] is True
+    assert (await ana.call("mensaje_privado", {"text": "again", "client_msg_id": "c0"}))[
+        "ok"
+    ] is True
     limited = await ana.call("mensaje_privado", {"text": "too many"})
     assert limited["ok"] is False and limited["error"] == "rate_limited"
     other = await stack.connect(await stack.login("ana"))  # per user, not per socket
@@ -239,7 +250,9 @@ async def test_rate_limit_applies_per_user_and_duplicates_are_free(make_stack: S
     assert await stored_count(stack) == 4
 
 
-async def test_oversized_packet_closes_the_connection_and_stores_nothing(make_stack: StackFactory) -> None:
+async def test_oversized_packet_closes_the_connection_and_stores_nothing(
+    make_stack: StackFactory,
+) -> None:
     stack = await make_stack(max_packet_chars=2048, msg_max_chars=100_000)
     ana = await stack.connect(await stack.register("ana"))
     ana.sio.start_background_task(ana.sio.emit, "mensaje_privado", {"text": "x" * 5000})
@@ -249,7 +262,9 @@ async def test_oversized_packet_closes_the_connection_and_stores_nothing(make_st
     assert (await again.call("mensaje_privado", {"text": "small"}))["ok"] is True
 
 
-async def test_event_with_extra_arguments_or_unknown_event_does_not_break_the_server(stack: Stack) -> None:
+async def test_event_with_extra_arguments_or_unknown_event_does_not_break_the_server(
+    stack: Stack,
+) -> None:
     ana, _, _ = await team(stack)
     ack = await ana.sio.call("mensaje_privado", ({"text": "a"}, {"text": "b"}), timeout=5)
     assert ack["ok"] is False and ack["error"] == "invalid"

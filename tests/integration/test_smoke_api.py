@@ -7,7 +7,9 @@ from tests.conftest import PASSWORD, Stack
 
 async def test_register_then_login_returns_token_and_cookie(stack: Stack) -> None:
     assert stack.http is not None
-    r = await stack.http.post("/api/register", json={"username": "Bob", "name": "Bob B", "password": PASSWORD})
+    r = await stack.http.post(
+        "/api/register", json={"username": "Bob", "name": "Bob B", "password": PASSWORD}
+    )
     assert r.status_code == 201
     assert r.json() == {"user": {"user": "Bob", "name": "Bob B", "rol": "user"}}
     assert "token" not in r.cookies
