@@ -14,9 +14,19 @@ from sockets.chat import ChatNamespace
 log = logging.getLogger(__name__)
 
 
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: object) -> None:
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        # A polling client that closes its session leaves its long-poll GET pending until the
+        # ping timeout in python-engineio: answer it now, so the connection is freed at once.
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and not socket.upgraded:
+            socket.queue.put_nowait(None)
+
+
 def make_sio(services: Services) -> socketio.AsyncServer:
     settings = services.settings
-    sio = socketio.AsyncServer(
+    sio = SocketServer(
         async_mode="tornado",
         cors_allowed_origins=[],  # the transport handler checks origins itself
         max_http_buffer_size=settings.max_packet_chars,
