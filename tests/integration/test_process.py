@@ -1,0 +1,180 @@
+"""`python server.py` as an operator runs it: bare start, bad settings, an unreachable
+database, `adduser`, and SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SERVER = str(ROOT / "server.py")
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """No settings at all, as on a fresh machine."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    env.update(extra)
+    return env
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("server did not answer /healthz")
+
+
+@pytest.fixture
+def run_server(tmp_path: Path) -> Iterator[object]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, **env: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, SERVER, *args],
+            cwd=tmp_path,
+            env=clean_env(**env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bare_start_serves_on_sqlite_and_stops_cleanly_on_sigterm(
+    run_server, tmp_path: Path
+) -> None:
+    port = free_port()
+    proc = run_server("--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    health = wait_healthy(url, proc)
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert (tmp_path / "supportchat.db").is_file()
+    secret = tmp_path / "supportchat.db.jwt-secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert httpx.get(f"{url}/login").status_code == 200
+    r = httpx.post(
+        f"{url}/api/register", json={"username": "ana", "name": "Ana", "password": PASSWORD}
+    )
+    assert r.status_code == 201
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert time.monotonic() - started < 15
+    assert b"Traceback" not in err
+    assert secret.read_text() not in err.decode()
+
+
+def test_restart_on_the_same_database_changes_nothing(run_server, tmp_path: Path) -> None:
+    for _ in range(2):
+        port = free_port()
+        proc = run_server("--port", str(port))
+        assert wait_healthy(f"http://127.0.0.1:{port}", proc).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err.decode()
+    assert b"Running upgrade" not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JWT_TTL", "soon"),
+        ("PORT", "http"),
+        ("MSG_RATE", "-1"),
+        ("COOKIE_SECURE", "maybe"),
+        ("DATABASE_URL", "oracle://x"),
+        ("TRUSTED_PROXIES", "not-an-ip"),
+        ("JWT_SECRET", "short"),
+        ("WORKER_ID", "w-1"),
+    ],
+)
+def test_malformed_setting_stops_start_with_one_line_naming_it(
+    run_server, name: str, value: str
+) -> None:
+    proc = run_server(**{name: value})
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and name in lines[0], lines
+
+
+def test_jwt_secret_is_required_with_a_server_database(run_server) -> None:
+    proc = run_server(DATABASE_URL="mysql://root@127.0.0.1:1/test")
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 2
+    assert err.decode().strip().startswith("supportchat: JWT_SECRET")
+
+
+def test_unreachable_database_is_retried_once_a_second_without_traceback(run_server) -> None:
+    proc = run_server(
+        "--port",
+        str(free_port()),
+        DATABASE_URL=f"mysql://root@127.0.0.1:{free_port()}/test",
+        JWT_SECRET="s" * 40,
+    )
+    time.sleep(3.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    text = err.decode()
+    retries = [line for line in text.splitlines() if "database unreachable" in line]
+    assert 2 <= len(retries) <= 6, text
+    assert "Traceback" not in text
+    assert proc.returncode == 0
+
+
+def test_adduser_creates_an_admin_and_refuses_duplicates_and_bad_input(run_server) -> None:
+    proc = run_server("adduser", "Boss", "--name", "The Boss", "--admin")
+    _, err = proc.communicate(f"{PASSWORD}\n".encode(), timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert "created admin 'Boss'" in err.decode()
+
+    again = run_server("adduser", "boss", "--name", "Other")
+    _, err = again.communicate(f"{PASSWORD}\n".encode(), timeout=30)
+    assert again.returncode == 1
+    assert err.decode().strip().splitlines()[-1] == "adduser: That user name is taken."
+
+    short = run_server("adduser", "carl", "--name", "Carl")
+    _, err = short.communicate(b"short\n", timeout=30)
+    assert short.returncode == 1
+    assert "password must be" in err.decode().strip().splitlines()[-1]
+
+    port = free_port()
+    server = run_server("--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, server)
+    r = httpx.post(f"{url}/api/login", json={"username": "boss", "password": PASSWORD})
+    assert r.status_code == 200 and r.json()["user"]["rol"] == "admin"
