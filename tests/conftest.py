@@ -212,7 +212,8 @@ StackFactory = Callable[..., Awaitable[Stack]]
 
 @pytest.fixture(params=database_params())
 async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StackFactory]:
-    """Start servers on the parametrised database; each call gives a new server."""
+    """Start servers on the parametrised database; each call gives a new server (on the same
+    database and JWT secret, like the workers of one deployment)."""
     from handlers import make_app
     from sockets import drain, make_sio
     from sockets.transport import make_transport_handler
@@ -220,10 +221,11 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     kind = request.param
     url = await database_url_for(kind, tmp_path)
     running: list[tuple[Stack, Any, Any, Any]] = []
+    secret = Secret(secrets.token_urlsafe(40))  # shared, as every worker of one deployment
 
     async def start(**overrides: Any) -> Stack:
         settings = replace(
-            Settings(database_url=url, jwt_secret=Secret(secrets.token_urlsafe(40)), port=0),
+            Settings(database_url=url, jwt_secret=secret, port=0),
             **overrides,
         )
         engine = make_engine(settings.database_url)
