@@ -1,0 +1,111 @@
+"""The database going away and coming back, through a TCP proxy the test cuts: refusals say
+`unavailable`, nothing is half-stored, /healthz says which part is down, and service resumes
+with no restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import StackFactory, service_url
+
+pytestmark = pytest.mark.mariadb
+
+
+class TcpProxy:
+    """Forwards a local port to the database; `cut()` drops every connection and refuses new
+    ones until `restore()`."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.up = True
+        self.pipes: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.pipes |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def cut(self) -> None:
+        self.up = False
+        for w in self.pipes:
+            w.close()
+        self.pipes.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.fixture
+async def proxied(make_stack: StackFactory, request: pytest.FixtureRequest):
+    if request.node.callspec.params.get("make_stack") != "mariadb":
+        pytest.skip("cuts a TCP connection: MariaDB only")
+    service_url("mariadb")
+    plain = await make_stack()
+    url = make_url(plain.settings.database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
+    port = await proxy.start()
+    via_proxy = url.set(port=port).render_as_string(hide_password=False)
+    stack = await make_stack(database_url=via_proxy)
+    yield stack, proxy
+    await proxy.close()
+
+
+async def test_database_outage_refuses_cleanly_and_recovers_by_itself(proxied) -> None:
+    stack, proxy = proxied
+    assert stack.http is not None
+    token = await stack.register("ana")
+    admin = await stack.register("boss", admin=True)
+    ana = await stack.connect(token)
+    assert (await ana.call("mensaje_privado", {"text": "before"}))["ok"] is True
+
+    proxy.cut()
+    ack = await ana.call("mensaje_privado", {"text": "during", "client_msg_id": "d1"}, timeout=20)
+    assert ack == {"ok": False, "error": "unavailable", "message": ack["message"]}
+    assert "Traceback" not in ack["message"] and "pymysql" not in ack["message"].lower()
+    assert await stack.try_connect(auth={"token": admin}) == "unavailable"
+    health = await stack.http.get("/healthz")
+    assert health.status_code == 503
+    assert health.json() == {"status": "unavailable", "checks": {"database": "down"}}
+    api = await stack.http.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 503 and api.json()["error"] == "unavailable"
+
+    proxy.restore()
+    for _ in range(50):
+        if (await stack.http.get("/healthz")).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    again = await ana.call("mensaje_privado", {"text": "after", "client_msg_id": "d1"})
+    assert again["ok"] is True
+    boss = await stack.connect(admin)
+    texts = [m["text"] for m in (await boss.call("sync", {"after": 0}))["messages"]]
+    assert texts == ["before", "after"]  # nothing of "during" was stored

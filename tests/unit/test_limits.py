@@ -1,0 +1,189 @@
+"""services.limits: the message token bucket and the failed-login sliding window, on a fake clock."""
+
+from __future__ import annotations
+
+from services.limits import SlidingWindow, TokenBuckets
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def take_all(buckets: TokenBuckets, key: str, attempts: int) -> list[bool]:
+    return [await buckets.take(key) for _ in range(attempts)]
+
+
+# Token buckets -----------------------------------------------------------------------------
+
+
+async def test_burst_is_allowed_then_refused():
+    buckets = TokenBuckets(rate=20, burst=40, clock=Clock())
+    assert await take_all(buckets, "bob", 40) == [True] * 40
+    assert await buckets.take("bob") is False
+
+
+async def test_tokens_refill_at_the_rate():
+    clock = Clock()
+    buckets = TokenBuckets(rate=2, burst=3, clock=clock)
+    await take_all(buckets, "bob", 3)
+    clock.advance(0.4)
+    assert await buckets.take("bob") is False  # 0.8 of a token
+    clock.advance(0.1)
+    assert await buckets.take("bob") is True  # 1.0
+    assert await buckets.take("bob") is False
+    clock.advance(1.0)
+    assert await take_all(buckets, "bob", 3) == [True, True, False]
+
+
+async def test_refill_never_exceeds_the_burst():
+    clock = Clock()
+    buckets = TokenBuckets(rate=5, burst=4, clock=clock)
+    await take_all(buckets, "bob", 4)
+    clock.advance(3600)
+    assert await take_all(buckets, "bob", 5) == [True] * 4 + [False]
+
+
+async def test_sustained_sending_at_the_rate_is_allowed():
+    clock = Clock()
+    buckets = TokenBuckets(rate=10, burst=1, clock=clock)
+    for _ in range(50):
+        assert await buckets.take("bob") is True
+        clock.advance(0.1)
+
+
+async def test_rate_zero_means_unlimited():
+    buckets = TokenBuckets(rate=0, burst=1, clock=Clock())
+    assert await take_all(buckets, "bob", 1000) == [True] * 1000
+
+
+async def test_give_back_returns_one_token():
+    buckets = TokenBuckets(rate=1, burst=2, clock=Clock())
+    await take_all(buckets, "bob", 2)
+    await buckets.give_back("bob")
+    assert await take_all(buckets, "bob", 2) == [True, False]
+
+
+async def test_give_back_never_exceeds_the_burst():
+    buckets = TokenBuckets(rate=1, burst=2, clock=Clock())
+    await buckets.take("bob")
+    for _ in range(5):
+        await buckets.give_back("bob")
+    assert await take_all(buckets, "bob", 3) == [True, True, False]
+
+
+async def test_give_back_for_unknown_key_changes_nothing():
+    buckets = TokenBuckets(rate=1, burst=2, clock=Clock())
+    await buckets.give_back("ghost")
+    assert await take_all(buckets, "ghost", 3) == [True, True, False]
+
+
+async def test_each_user_has_its_own_bucket():
+    buckets = TokenBuckets(rate=1, burst=2, clock=Clock())
+    await take_all(buckets, "bob", 2)
+    assert await buckets.take("bob") is False
+    assert await take_all(buckets, "ana", 2) == [True, True]
+
+
+async def test_idle_bucket_comes_back_full_after_being_forgotten():
+    clock = Clock()
+    buckets = TokenBuckets(rate=1, burst=3, clock=clock)
+    await take_all(buckets, "bob", 3)
+    clock.advance(60)
+    await buckets.take("ana")  # sweeps bob away
+    assert await take_all(buckets, "bob", 4) == [True, True, True, False]
+
+
+# Sliding window ----------------------------------------------------------------------------
+
+
+async def fail_times(window: SlidingWindow, times: int, *keys: str) -> None:
+    for _ in range(times):
+        await window.fail(*keys)
+
+
+async def test_blocked_once_the_limit_is_reached():
+    window = SlidingWindow(limit=3, clock=Clock())
+    await fail_times(window, 2, "user:bob")
+    assert await window.blocked("user:bob") is False
+    await window.fail("user:bob")
+    assert await window.blocked("user:bob") is True
+
+
+async def test_unknown_key_is_not_blocked():
+    assert await SlidingWindow(limit=1, clock=Clock()).blocked("user:nobody") is False
+
+
+async def test_blocked_when_either_key_is_at_its_limit():
+    window = SlidingWindow(limit=2, clock=Clock())
+    await fail_times(window, 2, "addr:1.2.3.4")
+    assert await window.blocked("user:bob", "addr:1.2.3.4") is True
+    assert await window.blocked("user:bob", "addr:5.6.7.8") is False
+
+
+async def test_one_failure_counts_against_every_key_given():
+    window = SlidingWindow(limit=2, clock=Clock())
+    await fail_times(window, 2, "user:bob", "addr:1.2.3.4")
+    assert await window.blocked("user:bob") is True
+    assert await window.blocked("addr:1.2.3.4") is True
+
+
+async def test_failures_expire_after_the_window():
+    clock = Clock()
+    window = SlidingWindow(limit=2, window=60, clock=clock)
+    await fail_times(window, 2, "user:bob")
+    clock.advance(59.9)
+    assert await window.blocked("user:bob") is True
+    clock.advance(0.1)
+    assert await window.blocked("user:bob") is False
+
+
+async def test_limit_applies_to_any_60_seconds_not_fixed_minutes():
+    clock = Clock()
+    window = SlidingWindow(limit=3, window=60, clock=clock)
+    await window.fail("user:bob")  # t=0
+    clock.advance(30)
+    await window.fail("user:bob")  # t=30
+    clock.advance(20)
+    await window.fail("user:bob")  # t=50
+    assert await window.blocked("user:bob") is True
+    clock.advance(11)  # t=61: the first one is out of the window
+    assert await window.blocked("user:bob") is False
+    await window.fail("user:bob")  # t=61
+    assert await window.blocked("user:bob") is True
+    clock.advance(28)  # t=89: 30, 50, 61 still inside
+    assert await window.blocked("user:bob") is True
+    clock.advance(1)  # t=90: 30 is out
+    assert await window.blocked("user:bob") is False
+
+
+async def test_clear_forgets_only_that_key():
+    window = SlidingWindow(limit=1, clock=Clock())
+    await window.fail("user:bob", "addr:1.2.3.4")
+    await window.clear("user:bob")
+    assert await window.blocked("user:bob") is False
+    assert await window.blocked("addr:1.2.3.4") is True
+
+
+async def test_clearing_an_unknown_key_is_harmless():
+    window = SlidingWindow(limit=1, clock=Clock())
+    await window.clear("user:nobody")
+    assert await window.blocked("user:nobody") is False
+
+
+async def test_keys_count_separately_after_a_sweep():
+    clock = Clock()
+    window = SlidingWindow(limit=2, window=60, clock=clock)
+    await window.fail("user:old")
+    clock.advance(61)
+    await window.fail("user:bob")  # sweeps user:old away
+    await window.fail("user:old")
+    assert await window.blocked("user:old") is False
+    await window.fail("user:old")
+    assert await window.blocked("user:old") is True
