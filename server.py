@@ -118,6 +118,8 @@ async def serve(settings: Settings) -> None:
     from sockets.transport import make_transport_handler
 
     stop = stop_event()
+    if settings.redis_url or settings.broker_url:
+        log.warning("REDIS_URL/BROKER_URL are not supported yet: serving one process in memory")
     engine = await open_database(settings, stop)
     if engine is None:
         return
