@@ -66,9 +66,11 @@ class Settings:
         ipaddress.ip_network("::1/128"),
     )
     worker_id: str | None = None
-    database_url: str = "sqlite+aiosqlite:///supportchat.db"
-    redis_url: str | None = None
-    broker_url: str | None = None
+    database_url: str = field(
+        default="sqlite+aiosqlite:///supportchat.db", repr=False
+    )  # may hold a password
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    broker_url: str | None = field(default=None, repr=False)  # may hold a password
     jwt_secret: Secret | None = field(default=None, repr=False)
     jwt_ttl_seconds: float = 8 * 3600.0
     allowed_origins: tuple[str, ...] = ()
@@ -105,7 +107,8 @@ def load_settings(
         try:
             return parse(raw.strip())
         except ValueError as exc:
-            raise SettingsError(f"{name}: {exc}, got {raw!r}") from None
+            shown = "(hidden)" if name == "JWT_SECRET" else repr(redact_url(raw))
+            raise SettingsError(f"{name}: {exc}, got {shown}") from None
 
     database_url = get("DATABASE_URL", parse_database_url, parse_database_url(DEFAULT_DATABASE_URL))
     redis_url = get("REDIS_URL", _url_parser("redis", "rediss", "redis+sentinel"), None)
@@ -153,6 +156,15 @@ def parse_database_url(raw: str) -> str:
         if not parts.hostname or not parts.path.strip("/"):
             raise ValueError("expected a host and a database name")
     return f"{_DRIVERS[base]}://{rest}"
+
+
+def redact_url(raw: str) -> str:
+    """The URL with its password replaced by ***, for messages and logs."""
+    parts = urlsplit(raw)
+    if parts.password is None:
+        return raw
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def sqlite_path(database_url: str) -> Path | None:
@@ -203,8 +215,8 @@ def _float_at_least(low: float) -> Callable[[str], float]:
 
 def _duration(raw: str) -> float:
     match = _DURATION.match(raw.lower())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError("expected a duration such as 8h, 30m or 3600s")
+    if not match or float(match.group(1)) * _UNITS[match.group(2)] < 1:
+        raise ValueError("expected a duration of at least 1s, such as 8h, 30m or 3600s")
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -224,6 +236,8 @@ def _host(raw: str) -> str:
 
 
 def _networks(raw: str) -> tuple[IpNetwork, ...]:
+    if raw.lower() == "none":
+        return ()
     try:
         return tuple(
             ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()

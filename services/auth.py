@@ -43,6 +43,10 @@ class Passwords:
 
     def verify(self, stored: str, password: str) -> tuple[bool, bool]:
         """(matches, needs_rehash). Blocking: call through `asyncio.to_thread`."""
+        try:
+            password.encode()
+        except UnicodeEncodeError:
+            return False, False  # lone surrogates: no stored password can contain them
         if stored.startswith(_LEGACY_PREFIXES):
             # bcrypt only ever looked at the first 72 bytes; bcrypt 5 refuses longer input.
             try:
@@ -107,13 +111,21 @@ class Tokens:
                 token,
                 self.secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "iat", "jti"]},
-                leeway=0,
+                # exp and iat are checked below against this object's clock
+                options={
+                    "require": ["exp", "iat", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError:
             raise AppError(Code.UNAUTHENTICATED, "The token is not valid.") from None
-        user, jti = payload.get("user"), payload.get("jti")
+        user, jti, exp = payload.get("user"), payload.get("jti"), payload.get("exp")
         if not isinstance(user, str) or not isinstance(jti, str) or not user or not jti:
+            raise AppError(Code.UNAUTHENTICATED, "The token is not valid.")
+        if isinstance(exp, bool) or not isinstance(exp, int | float) or exp <= self.clock():
+            raise AppError(Code.UNAUTHENTICATED, "The token has expired.")
+        if not isinstance(payload["iat"], int | float) or isinstance(payload["iat"], bool):
             raise AppError(Code.UNAUTHENTICATED, "The token is not valid.")
         return Claims(user=user, jti=jti, exp=float(payload["exp"]), iat=float(payload["iat"]))
 

@@ -67,12 +67,18 @@ def an_id(value: object, field: str) -> int:
     return value
 
 
-def query_id(raw: str | None, field: str) -> int | None:
+def query_id(raw: str | None, field: str, *, cap: int = MAX_ID) -> int | None:
+    """A non-negative whole number from a query string; above `cap`, `cap` when it is below
+    the largest id, else refused."""
     if raw is None or raw == "":
         return None
     if not raw.isascii() or not raw.isdigit():
         raise invalid(f"{field} must be a whole number of at least 0.")
-    return an_id(int(raw), field)
+    if len(raw) > 19:  # past any id; int() of thousands of digits is refused by Python
+        if cap < MAX_ID:
+            return cap
+        raise invalid(f"{field} must be a whole number of at least 0.")
+    return min(an_id(int(raw), field), cap)
 
 
 @dataclass(frozen=True)
@@ -147,13 +153,13 @@ class HistoryQuery:
 
     @classmethod
     def parse(cls, with_: str | None, before: str | None, limit: str | None) -> HistoryQuery:
-        count = query_id(limit, "limit")
+        count = query_id(limit, "limit", cap=HISTORY_LIMIT)
         if count is not None and count < 1:
             raise invalid("limit must be at least 1.")
         return cls(
             with_=None if with_ in (None, "") else user_name(with_, "with"),
             before=query_id(before, "before"),
-            limit=min(count or HISTORY_DEFAULT, HISTORY_LIMIT),
+            limit=count or HISTORY_DEFAULT,
         )
 
 

@@ -15,6 +15,16 @@ log = logging.getLogger(__name__)
 
 
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    async def _handle_event(
+        self, eio_sid: str, namespace: str, id: int | None, data: list[Any]
+    ) -> None:
+        # python-socketio would run on_connect / on_disconnect for a client's event of that
+        # name, with the client's payload as the environ: those names are the server's only.
+        if not data or not isinstance(data[0], str) or data[0] in self.reserved_events:
+            log.warning("client sent a reserved or malformed event name")
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
     async def _handle_eio_disconnect(self, eio_sid: str, reason: object) -> None:
         await super()._handle_eio_disconnect(eio_sid, reason)
         # A polling client that closes its session leaves its long-poll GET pending until the

@@ -72,6 +72,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if not hasattr(self, f"on_{event}"):
+            return invalid("Unknown event.").ack()  # acked, so a client never waits for it
+        return await super().trigger_event(event, *args)
+
     def user_of(self, sid: str) -> User:
         conn = self.services.connections.get(sid)
         if conn is None:

@@ -411,6 +411,12 @@ async def test_bad_paging_parameters_are_invalid(stack: Stack, params: dict[str,
     assert_error(await messages(stack, token, **params), 400, "invalid")
 
 
+async def test_a_limit_too_large_for_64_bits_is_still_treated_as_200(stack: Stack) -> None:
+    token = await stack.register("ana")
+    await (await stack.connect(token)).call("mensaje_privado", {"text": "hi"})
+    assert texts_of(await messages(stack, token, limit="1" + "0" * 20)) == ["hi"]
+
+
 async def test_messages_without_auth_is_unauthenticated(stack: Stack) -> None:
     assert stack.http is not None
     assert_error(await stack.http.get("/api/messages"), 401, "unauthenticated")

@@ -270,3 +270,18 @@ async def test_event_with_extra_arguments_or_unknown_event_does_not_break_the_se
     assert ack["ok"] is False and ack["error"] == "invalid"
     await ana.sio.emit("no_such_event", {"x": 1})
     assert (await ana.call("mensaje_privado", {"text": "fine"}))["ok"] is True
+
+
+async def test_unknown_event_is_acked_invalid(stack: Stack) -> None:
+    ana, _, _ = await team(stack)
+    ack = await ana.call("no_such_event", {"x": 1})
+    assert ack["ok"] is False and ack["error"] == "invalid"
+
+
+async def test_client_cannot_fire_the_servers_connect_or_disconnect_handlers(stack: Stack) -> None:
+    ana, boss, _ = await team(stack)
+    await ana.sio.emit("disconnect", {"reason": "fake"})
+    await ana.sio.emit("connect", {"HTTP_COOKIE": "token=x"})
+    await asyncio.sleep(0.1)
+    assert [p for p in boss.got("presence") if p["user"] == "ana" and not p["online"]] == []
+    assert (await ana.call("mensaje_privado", {"text": "still me"}))["ok"] is True

@@ -69,7 +69,7 @@ def run_server(tmp_path: Path) -> Iterator[object]:
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.communicate()  # also closes the pipes
 
 
 def test_bare_start_serves_on_sqlite_and_stops_cleanly_on_sigterm(

@@ -155,11 +155,6 @@ def test_history_limit_above_200_is_200(limit):
     assert HistoryQuery.parse(None, None, limit).limit == 200
 
 
-@pytest.mark.xfail(
-    reason="BUG: a limit above 2**63-1 is refused as invalid instead of treated as 200",
-    raises=AppError,
-    strict=True,
-)
 def test_history_huge_limit_is_still_200():
     assert HistoryQuery.parse(None, None, "9" * 30).limit == 200
 
@@ -174,11 +169,6 @@ def test_history_refuses_bad_before(before):
     invalid(HistoryQuery.parse, None, before, None)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a before/limit of more than 4300 digits raises ValueError (a 500), not invalid",
-    raises=ValueError,
-    strict=True,
-)
 def test_history_refuses_enormous_number_as_invalid():
     invalid(HistoryQuery.parse, None, "9" * 5000, None)
 
@@ -232,32 +222,17 @@ def test_registration_lengths_are_code_points():
     assert registration(username="a" * 32).username == "a" * 32
 
 
+REFUSED_REGISTRATION = {
+    "username": ["ab", "a" * 33, "new user", "naïve", None],
+    "name": ["", "   ", "n" * 101, "tab\there", "bell\x07", "nul\x00", "\ud800", 42],
+    "password": ["p" * 11, "🔑" * 11, "p" * 129, "p" * 11 + "\x00", "p" * 11 + "\ud800", None],
+}
+
+
 @pytest.mark.parametrize(
-    "field_value",
-    [
-        ("username", "ab"),
-        ("username", "a" * 33),
-        ("username", "new user"),
-        ("username", "naïve"),
-        ("username", None),
-        ("name", ""),
-        ("name", "   "),
-        ("name", "n" * 101),
-        ("name", "tab\there"),
-        ("name", "bell\x07"),
-        ("name", "nul\x00"),
-        ("name", "\ud800"),
-        ("name", 42),
-        ("password", "p" * 11),
-        ("password", "🔑" * 11),
-        ("password", "p" * 129),
-        ("password", "p" * 11 + "\x00"),
-        ("password", "p" * 11 + "\ud800"),
-        ("password", None),
-    ],
+    ("field", "value"), [(f, v) for f, values in REFUSED_REGISTRATION.items() for v in values]
 )
-def test_registration_refuses(field_value):
-    field, value = field_value
+def test_registration_refuses(field, value):
     invalid(registration, **{field: value})
 
 
