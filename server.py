@@ -27,6 +27,7 @@ from config.settings import Secret, Settings, SettingsError, load_settings, sqli
 from models.db import make_engine, make_sessions, migrate, ping
 from services import Services
 from services.errors import AppError
+from services.redis import connect_redis
 
 log = logging.getLogger("supportchat")
 ROOT = Path(__file__).resolve().parent
@@ -118,12 +119,16 @@ async def serve(settings: Settings) -> None:
     from sockets.transport import make_transport_handler
 
     stop = stop_event()
-    if settings.redis_url or settings.broker_url:
-        log.warning("REDIS_URL/BROKER_URL are not supported yet: serving one process in memory")
     engine = await open_database(settings, stop)
     if engine is None:
         return
-    services = Services.build(settings, engine, make_sessions(engine))
+    redis = None
+    if settings.redis_url:
+        redis = connect_redis(settings.redis_url)
+        if not await wait_until_up("redis", redis.ping, stop):
+            await engine.dispose()
+            return
+    services = Services.build(settings, engine, make_sessions(engine), redis)
     await services.start()
     sio = make_sio(services)
     transport = make_transport_handler(sio, settings)
@@ -146,6 +151,7 @@ async def serve(settings: Settings) -> None:
         server.stop()
         await drain(sio, transport)
         await server.close_all_connections()
+        await services.close()
         await engine.dispose()
         log.info("stopped")
 

@@ -82,6 +82,7 @@ class Settings:
     max_packet_chars: int = 65536
     login_failures_per_minute: int = 10
     log_level: str = "INFO"
+    redis_prefix: str = "supportchat"
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,6 +113,9 @@ def load_settings(
 
     database_url = get("DATABASE_URL", parse_database_url, parse_database_url(DEFAULT_DATABASE_URL))
     redis_url = get("REDIS_URL", _url_parser("redis", "rediss", "redis+sentinel"), None)
+    broker_url = get("BROKER_URL", _url_parser("redis", "rediss", "amqp", "amqps"), None)
+    if broker_url is not None and redis_url is None:
+        raise SettingsError("BROKER_URL: needs REDIS_URL too (Redis holds presence and limits)")
     secret = get("JWT_SECRET", Secret, None)
     if secret is None and (redis_url or not database_url.startswith("sqlite")):
         raise SettingsError(
@@ -127,7 +131,7 @@ def load_settings(
         worker_id=get("WORKER_ID", _worker_id, None),
         database_url=database_url,
         redis_url=redis_url,
-        broker_url=get("BROKER_URL", _url_parser("redis", "rediss", "amqp", "amqps"), None),
+        broker_url=broker_url,
         jwt_secret=secret,
         jwt_ttl_seconds=get("JWT_TTL", _duration, 8 * 3600.0),
         allowed_origins=get("ALLOWED_ORIGINS", _origins, ()),
@@ -139,6 +143,7 @@ def load_settings(
         max_packet_chars=get("MAX_PACKET_CHARS", _int_in(1024, 100_000_000), 65536),
         login_failures_per_minute=get("LOGIN_FAILURES_PER_MINUTE", _int_in(1, 1_000_000), 10),
         log_level=get("LOG_LEVEL", _log_level, "INFO"),
+        redis_prefix=get("REDIS_PREFIX", _prefix, "supportchat"),
     )
 
 
@@ -262,6 +267,12 @@ def _origins(raw: str) -> tuple[str, ...]:
             raise ValueError("expected comma-separated origins such as https://example.com")
         origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
     return tuple(origins)
+
+
+def _prefix(raw: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", raw):
+        raise ValueError("expected 1-64 letters, digits, '_', '.', ':' or '-'")
+    return raw
 
 
 def _log_level(raw: str) -> str:

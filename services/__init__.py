@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from redis import asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from models.db import ping
 from services.auth import Auth, Revocations, Tokens
 from services.chat import Chat
+from services.cluster import Cluster, Control, LocalCluster, RedisCluster
 from services.fanout import Fanout
-from services.limits import SlidingWindow, TokenBuckets
+from services.limits import (
+    FailureWindow,
+    MessageLimit,
+    RedisSlidingWindow,
+    RedisTokenBuckets,
+    SlidingWindow,
+    TokenBuckets,
+)
 from services.presence import Connections
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,37 +36,68 @@ class Services:
     chat: Chat
     fanout: Fanout
     connections: Connections
+    cluster: Cluster
 
     @classmethod
     def build(
-        cls, settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+        cls,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: aioredis.Redis | None = None,
     ) -> Services:
         if settings.jwt_secret is None:
             raise ValueError("the JWT secret must be resolved before building services")
         dialect = engine.dialect.name
+        prefix = settings.redis_prefix
+        cluster: Cluster
+        limits: MessageLimit
+        failures: FailureWindow
+        if redis is None:
+            cluster = LocalCluster()
+            limits = TokenBuckets(settings.msg_rate, settings.msg_burst)
+            failures = SlidingWindow(settings.login_failures_per_minute, 60.0)
+        else:
+            cluster = RedisCluster(redis, prefix)
+            limits = RedisTokenBuckets(redis, prefix, settings.msg_rate, settings.msg_burst)
+            failures = RedisSlidingWindow(redis, prefix, settings.login_failures_per_minute, 60.0)
         connections = Connections()
-        fanout = Fanout(connections)
+        fanout = Fanout(connections, cluster)
         auth = Auth(
             settings,
             sessions,
             dialect=dialect,
             tokens=Tokens(settings.jwt_secret.reveal(), settings.jwt_ttl_seconds),
-            revocations=Revocations(sessions),
-            failures=SlidingWindow(settings.login_failures_per_minute, 60.0),
+            revocations=Revocations(sessions, cluster),
+            failures=failures,
             fanout=fanout,
         )
         chat = Chat(
             settings,
             sessions,
             dialect=dialect,
-            limits=TokenBuckets(settings.msg_rate, settings.msg_burst),
+            limits=limits,
             fanout=fanout,
-            connections=connections,
+            cluster=cluster,
         )
-        return cls(settings, engine, sessions, auth, chat, fanout, connections)
+        return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster)
 
     async def start(self) -> None:
         await self.auth.revocations.load()
+        await self.cluster.start(self.on_control)
+
+    async def close(self) -> None:
+        await self.cluster.close()
+
+    async def on_control(self, message: Control) -> None:
+        """News from any process of the deployment (this one included)."""
+        op = message.get("op")
+        if op == "revoked":
+            self.auth.revocations.remember(str(message["jti"]), float(message["exp"]))
+        elif op == "resync":  # the channel was down: news may have been missed
+            await self.auth.revocations.load()
+        else:
+            await self.fanout.on_control(message)
 
     async def health(self) -> dict[str, str]:
         """Each dependency's state: "ok" or "down"."""
@@ -63,4 +106,4 @@ class Services:
             database = "ok"
         except Exception:
             database = "down"
-        return {"database": database}
+        return {"database": database, **await self.cluster.health()}

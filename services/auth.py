@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from config.settings import Settings
 from models.message import RevokedToken
 from models.user import ADMIN, USER, User, user_named
+from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
 from services.inputs import Credentials, Registration
@@ -131,10 +132,13 @@ class Tokens:
 
 
 class Revocations:
-    """Revoked token ids: kept in the database, held in memory until they expire."""
+    """Revoked token ids: kept in the database (they outlive any restart), held in every
+    process's memory until they expire, so that no handshake queries the database for them.
+    Other processes learn of a revocation through the cluster's news, and reload from the
+    database whenever that news channel was down."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], cluster: Cluster) -> None:
+        self.sessions, self.cluster = sessions, cluster
         self._revoked: dict[str, float] = {}
 
     async def load(self) -> None:
@@ -155,7 +159,12 @@ class Revocations:
                 db.add(RevokedToken(jti=claims.jti, expires_at=expires))
         except IntegrityError:
             pass  # revoked already
-        self._revoked[claims.jti] = claims.exp
+        self.remember(claims.jti, claims.exp)
+        await self.cluster.publish({"op": "revoked", "jti": claims.jti, "exp": claims.exp})
+
+    def remember(self, jti: str, exp: float) -> None:
+        """Hold a revocation in memory (news from any process) until the token expires."""
+        self._revoked[jti] = exp
         self._forget_expired()
 
     def _forget_expired(self) -> None:

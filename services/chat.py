@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from config.settings import Settings
 from models.message import ADMINS, CommitLock, Message, ReadMarker
 from models.user import User, user_named
+from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
 from services.inputs import Draft, HistoryQuery, ReadUpTo, Typing
 from services.limits import MessageLimit
 from services.metrics import MESSAGES_STORED
-from services.presence import Connections
 from services.wire import SYNC_LIMIT, iso
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,10 @@ class Chat:
         dialect: str,
         limits: MessageLimit,
         fanout: Fanout,
-        connections: Connections,
+        cluster: Cluster,
     ) -> None:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
-        self.limits, self.fanout, self.connections = limits, fanout, connections
+        self.limits, self.fanout, self.cluster = limits, fanout, cluster
         # One writer at a time in this process: the database's commit lock does the same across
         # processes, and waiting here keeps pooled connections free while we wait.
         self._write_lock = asyncio.Lock()
@@ -203,11 +203,12 @@ class Chat:
         async with self.sessions() as db:
             rows = (await db.execute(latest)).all()
             counts: dict[str, int] = {c: n for c, n in (await db.execute(unread)).all()}
+        online = await self.cluster.online([m.conversation for m, _ in rows])
         return [
             Conversation(
                 user=m.conversation,
                 name=name or m.conversation,
-                online=self.connections.is_online(m.conversation),
+                online=online[m.conversation],
                 unread=counts.get(m.conversation, 0),
                 last_message=m,
             )

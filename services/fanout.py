@@ -7,6 +7,7 @@ import logging
 from typing import Any, Protocol
 
 from models.message import Message
+from services.cluster import Cluster, Control
 from services.presence import Connections
 from services.wire import (
     EV_ANNOUNCEMENT,
@@ -32,8 +33,8 @@ class SocketServer(Protocol):
 
 
 class Fanout:
-    def __init__(self, connections: Connections) -> None:
-        self.connections = connections
+    def __init__(self, connections: Connections, cluster: Cluster) -> None:
+        self.connections, self.cluster = connections, cluster
         self._server: SocketServer | None = None
 
     def attach(self, server: SocketServer) -> None:
@@ -54,7 +55,7 @@ class Fanout:
     async def typing(self, sender: str, to: str, typing: bool) -> None:
         rooms = [ROOM_ADMINS] if to == ROOM_ADMINS else [ROOM_ADMINS, user_room(to)]
         payload = {"from": sender, "to": to, "typing": typing}
-        skip = self.connections.of_user(sender)
+        skip = await self.cluster.sids_of(sender)  # on every process
         await self.server.emit(EV_TYPING, payload, to=rooms, skip_sid=skip)
 
     async def presence(self, user: str, online: bool) -> None:
@@ -64,9 +65,24 @@ class Fanout:
         await self.server.emit(EV_ANNOUNCEMENT, payload)
 
     async def disconnect_user(self, user: str) -> None:
-        for sid in self.connections.of_user(user):
-            await self.server.disconnect(sid)
+        """Close the user's sockets on every process (a Socket.IO disconnect)."""
+        await self.cluster.publish({"op": "disconnect_user", "user": user})
 
     async def disconnect_token(self, jti: str) -> None:
-        for sid in self.connections.of_token(jti):
-            await self.server.disconnect(sid)
+        await self.cluster.publish({"op": "disconnect_token", "jti": jti})
+
+    async def on_control(self, message: Control) -> None:
+        op = message.get("op")
+        if op == "disconnect_user":
+            sids = self.connections.of_user(str(message["user"]))
+        elif op == "disconnect_token":
+            sids = self.connections.of_token(str(message["jti"]))
+        elif op == "offline":  # the last socket of a user was on a process that died
+            await self.presence(str(message["user"]), False)
+            return
+        else:
+            log.warning("unknown control message", extra={"op": op})
+            return
+        if sids and self._server is not None:
+            for sid in sids:
+                await self.server.disconnect(sid)

@@ -1,4 +1,5 @@
-"""This process's live sockets: who is connected, by user and by token; first/last socket."""
+"""This process's live sockets, by sid, by user and by token (presence across processes is
+`services.cluster`'s)."""
 
 from __future__ import annotations
 
@@ -24,24 +25,18 @@ class Connections:
         self._by_sid: dict[str, Connection] = {}
         self._by_user: dict[str, set[str]] = {}
 
-    def add(self, conn: Connection) -> bool:
-        """Record a socket; True when it is its user's first."""
+    def add(self, conn: Connection) -> None:
         self._by_sid[conn.sid] = conn
-        sids = self._by_user.setdefault(conn.name, set())
-        sids.add(conn.sid)
-        return len(sids) == 1
+        self._by_user.setdefault(conn.name, set()).add(conn.sid)
 
-    def remove(self, sid: str) -> tuple[Connection | None, bool]:
-        """Forget a socket; returns it and whether it was its user's last."""
+    def remove(self, sid: str) -> Connection | None:
         conn = self._by_sid.pop(sid, None)
-        if conn is None:
-            return None, False
-        sids = self._by_user.get(conn.name, set())
-        sids.discard(sid)
-        if sids:
-            return conn, False
-        self._by_user.pop(conn.name, None)
-        return conn, True
+        if conn is not None:
+            sids = self._by_user.get(conn.name, set())
+            sids.discard(sid)
+            if not sids:
+                self._by_user.pop(conn.name, None)
+        return conn
 
     def get(self, sid: str) -> Connection | None:
         return self._by_sid.get(sid)
@@ -52,11 +47,5 @@ class Connections:
     def of_token(self, jti: str) -> list[str]:
         return [c.sid for c in self._by_sid.values() if c.jti == jti]
 
-    def is_online(self, user: str) -> bool:
-        return user in self._by_user
-
     def __len__(self) -> int:
         return len(self._by_sid)
-
-    def all_sids(self) -> list[str]:
-        return list(self._by_sid)

@@ -8,7 +8,9 @@ from typing import Any
 
 import socketio
 
+from config.settings import Settings
 from services import Services
+from services.redis import RedisManager
 from sockets.chat import ChatNamespace
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ def make_sio(services: Services) -> socketio.AsyncServer:
     settings = services.settings
     sio = SocketServer(
         async_mode="tornado",
+        client_manager=make_manager(settings),
         cors_allowed_origins=[],  # the transport handler checks origins itself
         max_http_buffer_size=settings.max_packet_chars,
         ping_interval=25,
@@ -52,6 +55,18 @@ def make_sio(services: Services) -> socketio.AsyncServer:
     sio.register_namespace(ChatNamespace(services))
     services.fanout.attach(sio)
     return sio
+
+
+def make_manager(settings: Settings) -> socketio.AsyncManager:
+    """Rooms in memory for one process; across processes on the broker's pub/sub."""
+    channel = f"{settings.redis_prefix}:socketio"
+    manager_log = logging.getLogger("socketio.manager")  # emits it drops are logged, not silent
+    url = settings.broker_url or settings.redis_url
+    if url is None:
+        return socketio.AsyncManager()
+    if url.startswith(("amqp://", "amqps://")):
+        return socketio.AsyncAioPikaManager(url, channel=channel, logger=manager_log)
+    return RedisManager(url, channel=channel, logger=manager_log)
 
 
 def namespace_of(sio: socketio.AsyncServer) -> ChatNamespace:

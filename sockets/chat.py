@@ -13,7 +13,7 @@ import socketio
 
 from models.user import User
 from services import Services
-from services.errors import AppError, unavailable
+from services.errors import AppError, Code, unavailable
 from services.inputs import Draft, ReadUpTo, Typing, announcement_text, invalid, sync_after
 from services.metrics import ACKS, CONNECTED_SOCKETS, DELIVERY_SECONDS
 from services.presence import Connection
@@ -23,6 +23,7 @@ from sockets.handshake import authenticate
 log = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
+MAX_QUEUED_EVENTS = 64
 Handler = Callable[["ChatNamespace", str, Any], Awaitable[Ack]]
 
 
@@ -36,6 +37,11 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
         lock = self.locks.get(sid)
         if lock is None or self.draining:  # racing the disconnect, or shutting down
             return unavailable().ack()
+        waiting = self.waiting.get(sid, 0)
+        if waiting >= MAX_QUEUED_EVENTS:  # one client may not pile up unbounded work
+            ACKS.labels(event, "rate_limited").inc()
+            return AppError(Code.RATE_LIMITED, "Too many events waiting; slow down.").ack()
+        self.waiting[sid] = waiting + 1
         self.in_flight += 1
         self.idle.clear()
         try:
@@ -53,6 +59,8 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
             ACKS.labels(event, "unavailable").inc()
             return unavailable().ack()
         finally:
+            if sid in self.waiting:
+                self.waiting[sid] -= 1
             self.in_flight -= 1
             if not self.in_flight:
                 self.idle.set()
@@ -65,6 +73,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         super().__init__("/")
         self.services = services
         self.locks: dict[str, asyncio.Lock] = {}
+        self.waiting: dict[str, int] = {}  # events of each socket received and not yet acked
         self.expiry: dict[str, asyncio.TimerHandle] = {}
         self.in_flight = 0
         self.draining = False
@@ -91,7 +100,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if user.is_admin:
             await self.enter_room(sid, ROOM_ADMINS)
         self.locks[sid] = asyncio.Lock()
-        first = self.services.connections.add(Connection(sid, user, claims.jti, claims.exp))
+        self.services.connections.add(Connection(sid, user, claims.jti, claims.exp))
+        first = await self._presence_changes(self.services.cluster.socket_opened, user.user, sid)
         loop = asyncio.get_running_loop()
         self.expiry[sid] = loop.call_later(max(0.0, claims.exp - time.time()), self._expire, sid)
         CONNECTED_SOCKETS.inc()
@@ -101,16 +111,29 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         self.locks.pop(sid, None)
+        self.waiting.pop(sid, None)
         timer = self.expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
-        conn, last = self.services.connections.remove(sid)
+        conn = self.services.connections.remove(sid)
         if conn is None:
             return
         CONNECTED_SOCKETS.dec()
         log.info("socket disconnected", extra={"user": conn.name, "sid": sid})
-        if last:
+        if await self._presence_changes(self.services.cluster.socket_closed, conn.name, sid):
             await self.services.fanout.presence(conn.name, False)
+
+    @staticmethod
+    async def _presence_changes(
+        record: Callable[[str, str], Awaitable[bool]], user: str, sid: str
+    ) -> bool:
+        """Record a socket coming or going; whether that was the user's first or last. With the
+        shared store down the socket still works: presence catches up by the heartbeat sweep."""
+        try:
+            return await record(user, sid)
+        except Exception as exc:
+            log.warning("presence not recorded (%s)", type(exc).__name__, extra={"user": user})
+            return False
 
     def _expire(self, sid: str) -> None:
         """The token's exp has passed: a Socket.IO disconnect, so the client does not retry."""

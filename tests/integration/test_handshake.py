@@ -214,3 +214,20 @@ async def test_socket_is_disconnected_when_its_token_expires(make_stack: StackFa
     await asyncio.wait_for(client.disconnected.wait(), 6)
     assert time.monotonic() - started < 5
     assert await stack.try_connect(auth={"token": await stack.login("ana")}) is None
+
+
+async def test_worker_id_prefixes_session_ids(make_stack: StackFactory) -> None:
+    stack = await make_stack(worker_id="w7")
+    client = await stack.connect(await stack.register("ana"), transports=["polling"])
+    assert client.sio.eio.sid.startswith("w7.")
+    assert client.sio.get_sid().startswith("w7.")
+    assert (await client.call("mensaje_privado", {"text": "routed"}))["ok"] is True
+
+
+async def test_websocket_compression_is_not_negotiated(stack: Stack) -> None:
+    import aiohttp
+
+    url = f"{stack.url}/socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, compress=15) as ws:
+        assert "Sec-WebSocket-Extensions" not in ws._response.headers
+        assert ws.compress == 0

@@ -285,3 +285,16 @@ async def test_client_cannot_fire_the_servers_connect_or_disconnect_handlers(sta
     await asyncio.sleep(0.1)
     assert [p for p in boss.got("presence") if p["user"] == "ana" and not p["online"]] == []
     assert (await ana.call("mensaje_privado", {"text": "still me"}))["ok"] is True
+
+
+async def test_one_socket_cannot_pile_up_unbounded_events(make_stack: StackFactory) -> None:
+    stack = await make_stack(msg_rate=0.0)
+    ana = await stack.connect(await stack.register("ana"))
+    acks = await asyncio.gather(
+        *(ana.call("mensaje_privado", {"text": str(i)}, timeout=30) for i in range(200))
+    )
+    ok = [a for a in acks if a["ok"]]
+    refused = [a for a in acks if not a["ok"]]
+    assert refused and all(a["error"] == "rate_limited" for a in refused)
+    assert await stored_count(stack) == len(ok)
+    assert (await ana.call("mensaje_privado", {"text": "after the flood"}))["ok"] is True
