@@ -79,7 +79,7 @@ def resolve_secret(settings: Settings) -> Settings:
 
 
 async def wait_until_up(
-    what: str, check: Callable[[], Awaitable[None]], stop: asyncio.Event
+    what: str, check: Callable[[], Awaitable[object]], stop: asyncio.Event
 ) -> bool:
     """Retry `check` once a second, one log line each time, until it passes or stop is set."""
     while not stop.is_set():
