@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -37,14 +38,27 @@ def connect_redis(url: str) -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS, **OPTIONS
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """AsyncRedisManager with a bounded blocking pool and a listener that resubscribes within
     about a second after Redis comes back (the stock one backs off up to 60 s)."""
 
+    async def close(self) -> None:
+        """Stop listening and close the connections (python-socketio has no such call)."""
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.cancel()
+            with contextlib.suppress(BaseException):
+                await thread
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+
     def _redis_connect(self) -> None:
+        if self.redis is not None:  # a reconnect: release the old client's connections
+            asyncio.ensure_future(self.redis.aclose())
         self.redis = connect_redis(self.redis_url)
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.connected = True

@@ -100,3 +100,5 @@ async def drain(sio: socketio.AsyncServer, transport: type[Any], *, timeout: flo
         handler.close(1001, "server shutting down")
     sio.eio.sockets.clear()
     await sio.shutdown()
+    if isinstance(sio.manager, RedisManager):
+        await sio.manager.close()

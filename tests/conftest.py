@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from config.settings import Secret, Settings, parse_database_url  # noqa: E402
 from models.db import make_engine, make_sessions, migrate  # noqa: E402
 from services import Services  # noqa: E402
 from services.auth import Passwords  # noqa: E402
+from services.redis import connect_redis  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -222,15 +226,17 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     url = await database_url_for(kind, tmp_path)
     running: list[tuple[Stack, Any, Any, Any]] = []
     secret = Secret(secrets.token_urlsafe(40))  # shared, as every worker of one deployment
+    prefix = f"test{secrets.token_hex(4)}"  # this test's own Redis keys and channels
 
     async def start(**overrides: Any) -> Stack:
         settings = replace(
-            Settings(database_url=url, jwt_secret=secret, port=0),
+            Settings(database_url=url, jwt_secret=secret, port=0, redis_prefix=prefix),
             **overrides,
         )
         engine = make_engine(settings.database_url)
         await migrate(engine)
-        services = Services.build(settings, engine, make_sessions(engine))
+        redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        services = Services.build(settings, engine, make_sessions(engine), redis)
         services.auth.passwords = Passwords(FAST_HASHER)
         await services.start()
         sio = make_sio(services)
@@ -257,9 +263,70 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         assert stack.http is not None
         await stack.http.aclose()
         await server.close_all_connections()
+        await stack.services.close()
         await stack.services.engine.dispose()
 
 
 @pytest.fixture
 async def stack(make_stack: StackFactory) -> Stack:
     return await make_stack()
+
+
+class OwnRedis:
+    """A redis-server of the test's own on a free port, to stop and start at will."""
+
+    def __init__(self, binary: str) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.binary = binary
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if REQUIRE:
+            pytest.fail("redis-server is not installed and REQUIRE_SERVICES=1")
+        pytest.skip("redis-server is not installed")
+    server = OwnRedis(binary)
+    server.start()
+    yield server
+    server.stop()

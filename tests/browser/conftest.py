@@ -73,7 +73,9 @@ class Tab:
     async def shoot(self, name: str, *, docs: bool = False) -> None:
         """A viewport screenshot in artifacts/ (and docs/screenshots/ when asked to update)."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await self.page.evaluate("document.activeElement?.blur()")  # no focus ring in pictures
+        # No focus ring or hover highlight left over from the test's own clicks.
+        await self.page.evaluate("document.activeElement?.blur()")
+        await self.page.mouse.move(0, 0)
         await self.page.screenshot(path=SCREENSHOTS / f"{name}.png")
         if docs and UPDATE_DOCS:
             DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
