@@ -2,6 +2,7 @@
 
 python server.py [--port 3000] [--host 127.0.0.1]
 python server.py adduser USER --name NAME [--admin]      # password on stdin
+python server.py nginx-config --listen 8080 --upstream a=127.0.0.1:3001 [--upstream ...]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import tornado.locale
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from config import nginx
 from config.settings import Secret, Settings, SettingsError, load_settings, sqlite_path
 from models.db import make_engine, make_sessions, migrate, ping
 from services import Services
@@ -182,6 +184,18 @@ def read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def print_nginx_config(listen: str, upstreams: list[str], prefix: str) -> int:
+    try:
+        text = nginx.render(
+            nginx.parse_listen(listen), [nginx.Upstream.parse(u) for u in upstreams], Path(prefix)
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"nginx-config: {exc}\n")
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="supportchat server")
     parser.add_argument("--port", type=int, help="listen on this port (default PORT or 3000)")
@@ -191,7 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("username")
     add.add_argument("--name", required=True)
     add.add_argument("--admin", action="store_true", help="make the user an admin")
+    conf = commands.add_parser("nginx-config", help="print an nginx.conf for several workers")
+    conf.add_argument("--listen", required=True, help="PORT or HOST:PORT for nginx")
+    conf.add_argument(
+        "--upstream",
+        action="append",
+        required=True,
+        metavar="NAME=HOST:PORT",
+        help="a worker started with WORKER_ID=NAME (repeat for each worker)",
+    )
+    conf.add_argument("--prefix", default=".", help="directory for nginx's pid, logs, temp files")
     args = parser.parse_args(argv)
+    if args.command == "nginx-config":
+        return print_nginx_config(args.listen, args.upstream, args.prefix)
 
     try:
         settings = load_settings()

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import socketio
@@ -45,6 +45,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """AsyncRedisManager with a bounded blocking pool and a listener that resubscribes within
     about a second after Redis comes back (the stock one backs off up to 60 s)."""
 
+    redis: aioredis.Redis | None
+    _closing: ClassVar[set[asyncio.Task[None]]] = set()
+
     async def close(self) -> None:
         """Stop listening and close the connections (python-socketio has no such call)."""
         thread = getattr(self, "thread", None)
@@ -58,9 +61,12 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     def _redis_connect(self) -> None:
         if self.redis is not None:  # a reconnect: release the old client's connections
-            asyncio.ensure_future(self.redis.aclose())
-        self.redis = connect_redis(self.redis_url)
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            task = asyncio.ensure_future(self.redis.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        redis = connect_redis(self.redis_url)
+        self.redis = redis
+        self.pubsub = redis.pubsub(ignore_subscribe_messages=True)
         self.connected = True
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
