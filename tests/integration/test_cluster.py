@@ -219,3 +219,14 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
             break
         await asyncio.sleep(0.1)
     assert (await b.http.get("/healthz")).status_code == 200
+
+
+async def test_rabbitmq_carries_the_fanout_when_broker_url_is_amqp(
+    make_stack: StackFactory, redis_url: str
+) -> None:
+    amqp = service_url("rabbitmq")
+    a, b = await pair(make_stack, redis_url, broker_url=amqp)
+    boss = await a.connect(await a.register("boss", admin=True))
+    ana = await b.connect(await b.register("ana"))
+    sent = await ana.call("mensaje_privado", {"text": "via rabbit"})
+    assert (await boss.wait_for("mensaje_privado", timeout=10))[0] == sent["message"]
