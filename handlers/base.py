@@ -8,13 +8,12 @@ import logging
 from typing import Any
 
 import tornado.web
-from sqlalchemy.exc import SQLAlchemyError
 
 from handlers.forwarding import client_address
 from models.user import User
 from services import Services
 from services.auth import Claims
-from services.errors import AppError, Code, unavailable
+from services.errors import OUTAGE, AppError, Code, unavailable
 from services.metrics import HTTP_REQUESTS
 from services.wire import TOKEN_COOKIE
 
@@ -25,7 +24,6 @@ CSP = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-OUTAGE = (SQLAlchemyError, OSError, TimeoutError)
 
 
 class BaseHandler(tornado.web.RequestHandler):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import redis.exceptions
+import sqlalchemy.exc
+
 
 class Code(StrEnum):
     INVALID = "invalid"
@@ -46,6 +49,17 @@ class AppError(Exception):
 
     def ack(self) -> dict[str, object]:
         return {"ok": False, **self.body()}
+
+
+# A dependency (database, Redis) that is down or unreachable, as opposed to a bug.
+OUTAGE: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    redis.exceptions.RedisError,
+    OSError,
+    TimeoutError,
+)
 
 
 def unavailable() -> AppError:

@@ -13,7 +13,7 @@ import socketio
 
 from models.user import User
 from services import Services
-from services.errors import AppError, Code, unavailable
+from services.errors import OUTAGE, AppError, Code, unavailable
 from services.inputs import Draft, ReadUpTo, Typing, announcement_text, invalid, sync_after
 from services.metrics import ACKS, CONNECTED_SOCKETS, DELIVERY_SECONDS
 from services.presence import Connection
@@ -54,6 +54,10 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
         except AppError as exc:
             ACKS.labels(event, exc.code.value).inc()
             return exc.ack()
+        except OUTAGE as exc:
+            log.warning("%s refused: %s unavailable", event, type(exc).__name__, extra={"sid": sid})
+            ACKS.labels(event, "unavailable").inc()
+            return unavailable().ack()
         except Exception:
             log.exception("%s failed", event, extra={"sid": sid})
             ACKS.labels(event, "unavailable").inc()

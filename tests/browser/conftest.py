@@ -50,11 +50,8 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(autouse=True)
-def _browser_prerequisites(request: pytest.FixtureRequest) -> None:
-    """Before any server starts: SQLite only, and Chromium plus Playwright present."""
-    callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and callspec.params.get("make_stack", "sqlite") != "sqlite":
-        pytest.skip("browser tests run on SQLite")
+def _browser_prerequisites() -> None:
+    """Before any server starts: Chromium and Playwright present."""
     missing = _missing()
     if missing:
         if REQUIRE:

@@ -17,7 +17,8 @@ try:
 except ImportError:  # the conftest skips (or fails under REQUIRE_SERVICES) before any test runs
     pass
 
-pytestmark = pytest.mark.slow
+# Browser tests run on SQLite: the database is not what they test.
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)]
 
 PAYLOAD = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 

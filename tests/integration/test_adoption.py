@@ -11,7 +11,11 @@ from sqlalchemy import text
 from models.db import make_engine, migrate
 from tests.conftest import StackFactory, _fresh_server_database, service_url
 
-pytestmark = pytest.mark.mariadb
+# The old service ran on MySQL/MariaDB.
+pytestmark = [
+    pytest.mark.mariadb,
+    pytest.mark.parametrize("make_stack", ["mariadb"], indirect=True),
+]
 
 LEGACY_DDL = """
 CREATE TABLE usuarios (
@@ -30,9 +34,7 @@ def legacy_hash(password: str, prefix: str) -> str:
 
 
 @pytest.fixture
-async def legacy_url(make_stack: StackFactory, request: pytest.FixtureRequest) -> str:
-    if request.node.callspec.params.get("make_stack") != "mariadb":
-        pytest.skip("the old service ran on MySQL/MariaDB")
+async def legacy_url(make_stack: StackFactory) -> str:
     url = await _fresh_server_database("mariadb", service_url("mariadb"))
     engine = make_engine(url)
     async with engine.begin() as conn:

@@ -12,7 +12,11 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import StackFactory, service_url
 
-pytestmark = pytest.mark.mariadb
+# Only MariaDB: the server is reached over TCP through the proxy.
+pytestmark = [
+    pytest.mark.mariadb,
+    pytest.mark.parametrize("make_stack", ["mariadb"], indirect=True),
+]
 
 
 class TcpProxy:
@@ -65,9 +69,7 @@ class TcpProxy:
 
 
 @pytest.fixture
-async def proxied(make_stack: StackFactory, request: pytest.FixtureRequest):
-    if request.node.callspec.params.get("make_stack") != "mariadb":
-        pytest.skip("cuts a TCP connection: MariaDB only")
+async def proxied(make_stack: StackFactory):
     service_url("mariadb")
     plain = await make_stack()
     url = make_url(plain.settings.database_url)
