@@ -180,6 +180,7 @@ class Client:
         self.events: dict[str, list[Any]] = {}
         self.refusal: str | None = None
         self.disconnected = asyncio.Event()
+        self.disconnect_reason: Any = None  # "server disconnect", "transport close", ...
         self._arrived = asyncio.Condition()
 
         @self.sio.on("connect_error")
@@ -187,7 +188,8 @@ class Client:
             self.refusal = data.get("message") if isinstance(data, dict) else str(data)
 
         @self.sio.on("disconnect")
-        async def _gone(*_: Any) -> None:
+        async def _gone(reason: Any = None, *_: Any) -> None:
+            self.disconnect_reason = reason
             self.disconnected.set()
 
         @self.sio.on("*")

@@ -178,3 +178,96 @@ def test_adduser_creates_an_admin_and_refuses_duplicates_and_bad_input(run_serve
     wait_healthy(url, server)
     r = httpx.post(f"{url}/api/login", json={"username": "boss", "password": PASSWORD})
     assert r.status_code == 200 and r.json()["user"]["rol"] == "admin"
+
+
+async def test_sigterm_finishes_acks_in_flight_closes_transports_and_exits(
+    run_server, tmp_path
+) -> None:
+    """Committed messages are acked, nothing is stored unacked, clients see a transport close
+    (so they reconnect elsewhere), and the process exits within 15 s."""
+    import asyncio
+    import sqlite3
+
+    from tests.conftest import Client
+
+    port = free_port()
+    proc = run_server("--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc)
+    async with httpx.AsyncClient(base_url=url) as http:
+        await http.post(
+            "/api/register", json={"username": "ana", "name": "Ana", "password": PASSWORD}
+        )
+        token = (
+            await http.post("/api/login", json={"username": "ana", "password": PASSWORD})
+        ).json()["token"]
+    clients = []
+    for transport in ("websocket", "polling"):
+        client = Client()
+        await client.sio.connect(url, auth={"token": token}, transports=[transport], wait_timeout=5)
+        clients.append(client)
+    raw = await RawSocket.open(url, token)
+
+    acks: list[dict] = []
+
+    async def keep_sending(client: Client, n: int) -> None:
+        for i in range(n):
+            try:
+                acks.append(await client.call("mensaje_privado", {"text": f"{n}-{i}"}, timeout=5))
+            except Exception:
+                return  # the server has gone
+
+    senders = [asyncio.ensure_future(keep_sending(c, 10_000)) for c in clients]
+    await asyncio.sleep(0.5)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(asyncio.gather(*(c.disconnected.wait() for c in clients)), 15)
+    await asyncio.gather(*senders)
+    _, err = await asyncio.to_thread(proc.communicate, timeout=15)
+    assert proc.returncode == 0, err.decode()
+    assert time.monotonic() - started < 15
+    for client in clients:
+        await client.sio.disconnect()
+    frames = await raw.until_closed()
+    assert "41" not in frames  # a transport close, not a Socket.IO disconnect: clients retry
+
+    ok_ids = sorted(a["message"]["id"] for a in acks if a.get("ok"))
+    assert ok_ids, "no message was acked before the signal"
+    with sqlite3.connect(tmp_path / "supportchat.db") as db:
+        stored = sorted(r[0] for r in db.execute("SELECT id FROM messages"))
+    assert stored == ok_ids  # every stored message was acked ok, every ok ack is stored
+    try:
+        httpx.get(f"{url}/healthz", timeout=1)
+        raise AssertionError("the port still answers after exit")
+    except httpx.TransportError:
+        pass
+
+
+class RawSocket:
+    """A bare Engine.IO WebSocket that records every frame the server sends."""
+
+    def __init__(self, session, ws) -> None:
+        self.session, self.ws = session, ws
+
+    @classmethod
+    async def open(cls, url: str, token: str) -> RawSocket:
+        import json
+
+        import aiohttp
+
+        session = aiohttp.ClientSession()
+        ws = await session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket")
+        assert (await ws.receive_str()).startswith("0")
+        await ws.send_str("40" + json.dumps({"token": token}))
+        assert (await ws.receive_str()).startswith("40")
+        return cls(session, ws)
+
+    async def until_closed(self) -> list[str]:
+        frames = []
+        async for message in self.ws:
+            if isinstance(message.data, str):
+                frames.append(message.data)
+                if message.data == "2":
+                    await self.ws.send_str("3")
+        await self.session.close()
+        return frames
