@@ -83,6 +83,7 @@ class Settings:
     login_failures_per_minute: int = 10
     log_level: str = "INFO"
     redis_prefix: str = "supportchat"
+    admin_ui: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -144,6 +145,7 @@ def load_settings(
         login_failures_per_minute=get("LOGIN_FAILURES_PER_MINUTE", _int_in(1, 1_000_000), 10),
         log_level=get("LOG_LEVEL", _log_level, "INFO"),
         redis_prefix=get("REDIS_PREFIX", _prefix, "supportchat"),
+        admin_ui=get("ADMIN_UI", _bool, False),
     )
 
 

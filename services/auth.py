@@ -250,6 +250,17 @@ class Auth:
         log.info("login", extra={"user": user.user})
         return user, self.tokens.issue(user)
 
+    async def admin_ui_login(self, auth: object) -> bool:
+        """The Socket.IO Admin UI's login form: an admin's user name and password."""
+        if not isinstance(auth, dict):
+            return False
+        try:
+            creds = Credentials.parse(auth)
+            user, _ = await self.login(creds, address="socketio-admin-ui")
+        except AppError:
+            return False
+        return user.is_admin
+
     async def _rehash(self, user: User, password: str) -> None:
         hashed = await asyncio.to_thread(self.passwords.hash, password)
         async with self.sessions.begin() as db:

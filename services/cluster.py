@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from services.metrics import PUBSUB_ROUNDTRIP_SECONDS
+
 log = logging.getLogger(__name__)
 
 Control = dict[str, Any]
@@ -259,6 +261,7 @@ class RedisCluster:
             started = time.monotonic()
             await asyncio.wait_for(self.publish({"op": "ping", "nonce": nonce}), timeout)
             await asyncio.wait_for(future, max(0.1, timeout - (time.monotonic() - started)))
+            PUBSUB_ROUNDTRIP_SECONDS.observe(time.monotonic() - started)
             return {"broker": "ok"}
         except Exception:
             return {"broker": "down"}

@@ -18,6 +18,11 @@ DELIVERY_SECONDS = Histogram(
     "From receiving mensaje_privado to handing the stored message to its recipients' sockets",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+PUBSUB_ROUNDTRIP_SECONDS = Histogram(
+    "supportchat_pubsub_roundtrip_seconds",
+    "A message this process publishes on Redis, back through its own listener (health checks)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.0),
+)
 HTTP_REQUESTS = Counter(
     "supportchat_http_requests_total", "HTTP requests, by route and status", ["route", "status"]
 )

@@ -53,6 +53,9 @@ def make_sio(services: Services) -> socketio.AsyncServer:
         generate = sio.eio.generate_id
         sio.eio.generate_id = lambda: f"{settings.worker_id}.{generate()}"
     sio.register_namespace(ChatNamespace(services))
+    if settings.admin_ui:
+        # For the Socket.IO Admin UI: admins only, and it may look but not act.
+        sio.instrument(auth=services.auth.admin_ui_login, mode="production", read_only=True)
     services.fanout.attach(sio)
     return sio
 

@@ -231,3 +231,25 @@ async def test_websocket_compression_is_not_negotiated(stack: Stack) -> None:
     async with aiohttp.ClientSession() as session, session.ws_connect(url, compress=15) as ws:
         assert "Sec-WebSocket-Extensions" not in ws._response.headers
         assert ws.compress == 0
+
+
+async def test_admin_ui_is_off_by_default_and_for_admins_only(make_stack: StackFactory) -> None:
+    from tests.conftest import PASSWORD
+
+    off = await make_stack()
+    await off.register("boss", admin=True)
+    refused = await off.try_connect(
+        namespaces=["/admin"], auth={"username": "boss", "password": PASSWORD}
+    )
+    assert refused is not None
+
+    on = await make_stack(admin_ui=True)
+    await on.register("ana")
+    for auth in (
+        {"username": "ana", "password": PASSWORD},  # not an admin
+        {"username": "boss", "password": "wrong"},
+        {"token": "x"},
+    ):
+        assert await on.try_connect(namespaces=["/admin"], auth=auth) is not None
+    admin = {"username": "boss", "password": PASSWORD}
+    assert await on.try_connect(namespaces=["/admin"], auth=admin) is None

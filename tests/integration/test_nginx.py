@@ -405,18 +405,35 @@ async def test_polling_clients_from_one_address_spread_over_workers_and_keep_wor
         assert client.sio.connected and client.sio.transport() == "polling"
 
 
-async def test_websocket_through_nginx_upgrades_and_origin_check_sees_forwarded_host(
+async def refused(d: Deployment, token: str, origin: str, transports: list[str]) -> bool:
+    """True when a handshake with this Origin is refused before its token is looked at."""
+    client = Client()
+    d.clients.append(client)
+    try:
+        await client.sio.connect(
+            d.url,
+            auth={"token": token},
+            headers={"Origin": origin},
+            transports=transports,
+            wait_timeout=5,
+        )
+    except socketio.exceptions.ConnectionError:
+        assert client.refusal is None or "Token" not in client.refusal, client.refusal
+        return True
+    return False
+
+
+async def test_websockets_and_upgrades_work_through_nginx_and_foreign_origins_are_refused(
     deploy: DeploymentFactory,
 ) -> None:
     d = await deploy("a", "b")
     await d.add_users("ana", admins=("boss",))
     boss = await d.connect(await d.login("boss"))
     token = await d.login("ana")
-    own = {"Origin": d.url}  # the site as the browser sees it: nginx's host and port
-    ana = await d.connect(token, transports=["websocket"], headers=own)
+    ana = await d.connect(token, transports=["websocket"])  # Upgrade/Connection passed on
     assert ana.sio.transport() == "websocket"
     # polling first, then the upgrade request (with its sid) must reach the same worker
-    upgraded = await d.connect(token, transports=["polling", "websocket"], headers=own)
+    upgraded = await d.connect(token, transports=["polling", "websocket"])
     for _ in range(50):
         if upgraded.sio.transport() == "websocket":
             break
@@ -428,28 +445,34 @@ async def test_websocket_through_nginx_upgrades_and_origin_check_sees_forwarded_
     assert (await ana.wait_for("mensaje_privado"))[0] == sent["message"]
 
     for transports in (["websocket"], ["polling"]):
-        foreign = Client()
-        d.clients.append(foreign)
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            await foreign.sio.connect(
-                d.url,
-                auth={"token": token},
-                headers={"Origin": "http://evil.example"},
-                transports=transports,
-                wait_timeout=5,
-            )
-        assert foreign.refusal is None or "Token" not in foreign.refusal
-    # the worker's own address is not the site's origin either, once behind nginx
-    wrong_port = Client()
-    d.clients.append(wrong_port)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await wrong_port.sio.connect(
-            d.url,
-            auth={"token": token},
-            headers={"Origin": f"http://127.0.0.1:{d.workers['a'].port}"},
-            transports=["websocket"],
-            wait_timeout=5,
-        )
+        assert await refused(d, token, "http://evil.example", transports)
+        # the worker's own address is not the site's origin once it is behind nginx
+        assert await refused(d, token, f"http://127.0.0.1:{d.workers['a'].port}", transports)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: config/nginx.py sets proxy_set_header Upgrade/Connection inside `location "
+    "/socket.io/`, so that location inherits none of the server-level proxy_set_header lines "
+    "(nginx inherits them only when a level sets none): Socket.IO requests reach the worker "
+    "with `Host: supportchat_<name>` and without X-Forwarded-For/X-Real-IP/X-Forwarded-Proto, "
+    "and the site's own Origin is refused with 403 (every browser WebSocket behind nginx)",
+)
+async def test_origin_check_behind_nginx_accepts_the_sites_own_origin(
+    deploy: DeploymentFactory,
+) -> None:
+    d = await deploy("a", "b")
+    await d.add_users("ana", admins=("boss",))
+    boss = await d.connect(await d.login("boss"))
+    token = await d.login("ana")
+    own = {"Origin": d.url}  # the site as the browser sees it: nginx's host and port
+    ana = await d.connect(token, transports=["websocket"], headers=own)
+    assert ana.sio.transport() == "websocket"
+    polling = await d.connect(token, transports=["polling"], headers=own)
+    sent = await polling.call("mensaje_privado", {"text": "from the site itself"})
+    assert sent["ok"], sent
+    assert (await boss.wait_for("mensaje_privado"))[0] == sent["message"]
+    assert (await ana.wait_for("mensaje_privado"))[0] == sent["message"]
 
 
 @pytest.mark.postgresql
@@ -479,8 +502,15 @@ async def test_sigkilled_worker_users_go_offline_and_clients_reconnect_elsewhere
     boss = await d.connect_on("b", await d.login("boss"))
     token = await d.login("ana")
     ana = await d.connect_on("a", token)
-    await boss.wait_for("presence")
-    assert boss.got("presence") == [{"user": "ana", "online": True}]
+
+    def of_ana() -> list[Any]:
+        return [p for p in boss.got("presence") if p["user"] == "ana"]
+
+    for _ in range(50):
+        if of_ana():
+            break
+        await asyncio.sleep(0.1)
+    assert of_ana() == [{"user": "ana", "online": True}]
     ana.sio.reconnection = True  # as a browser would, through nginx again
     ana.sio.reconnection_delay = 0.2
     ana.sio.reconnection_delay_max = 0.5
@@ -502,9 +532,9 @@ async def test_sigkilled_worker_users_go_offline_and_clients_reconnect_elsewhere
     await ana.sio.disconnect()
 
     # its sockets on the dead worker are forgotten: with the one on b gone too, ana is offline
-    remaining = SIGKILL_BOUND - (time.monotonic() - killed)
-    await boss.wait_for("presence", 2, timeout=max(remaining, 0.1))
-    assert boss.got("presence")[-1] == {"user": "ana", "online": False}
+    while len(of_ana()) < 2 and time.monotonic() - killed < SIGKILL_BOUND:
+        await asyncio.sleep(0.1)
+    assert of_ana() == [{"user": "ana", "online": True}, {"user": "ana", "online": False}]
     assert time.monotonic() - killed < SIGKILL_BOUND
 
 
