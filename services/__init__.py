@@ -94,8 +94,9 @@ class Services:
         op = message.get("op")
         if op == "revoked":
             self.auth.revocations.remember(str(message["jti"]), float(message["exp"]))
-        elif op == "resync":  # the channel was down: news may have been missed
+        elif op == "resync":  # the channel was down: news was missed, Redis may be new
             await self.auth.revocations.load()
+            await self.cluster.restore(self.connections.pairs())
         else:
             await self.fanout.on_control(message)
 

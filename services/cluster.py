@@ -45,6 +45,9 @@ class Cluster(Protocol):
 
     async def sids_of(self, user: str) -> list[str]: ...
 
+    async def restore(self, sockets: list[tuple[str, str]]) -> None:
+        """Record again this process's (user, sid) pairs, after the store may have lost them."""
+
     async def online(self, users: list[str]) -> dict[str, bool]: ...
 
     async def publish(self, message: Control) -> None:
@@ -84,6 +87,9 @@ class LocalCluster:
 
     async def sids_of(self, user: str) -> list[str]:
         return list(self._sids.get(user, ()))
+
+    async def restore(self, sockets: list[tuple[str, str]]) -> None:
+        pass  # memory is never lost while the process lives
 
     async def online(self, users: list[str]) -> dict[str, bool]:
         return {u: u in self._sids for u in users}
@@ -169,6 +175,14 @@ class RedisCluster:
 
     async def sids_of(self, user: str) -> list[str]:
         return [_text(s) for s in await self.redis.hkeys(self._user_key(user))]
+
+    async def restore(self, sockets: list[tuple[str, str]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user, sid in sockets:
+                pipe.hset(self._user_key(user), sid, self.instance)
+                pipe.sadd(self._instance_key(self.instance), f"{user}\n{sid}")
+            await pipe.execute()
+        await self._heartbeat_once()
 
     async def online(self, users: list[str]) -> dict[str, bool]:
         if not users:

@@ -47,5 +47,9 @@ class Connections:
     def of_token(self, jti: str) -> list[str]:
         return [c.sid for c in self._by_sid.values() if c.jti == jti]
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """(user, sid) of every socket of this process."""
+        return [(c.name, sid) for sid, c in self._by_sid.items()]
+
     def __len__(self) -> int:
         return len(self._by_sid)

@@ -189,9 +189,11 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
 ) -> None:
     a, b = await pair(make_stack, own_redis.url)
     boss = await a.connect(await a.register("boss", admin=True))
+    chief_on_b = await b.connect(await b.register("chief", admin=True))
     ana = await b.connect(await b.register("ana"))
     assert (await ana.call("mensaje_privado", {"text": "before"}))["ok"]
     await boss.wait_for("mensaje_privado")
+    await chief_on_b.wait_for("mensaje_privado")
 
     own_redis.stop()
     assert b.http is not None
@@ -199,6 +201,8 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
     assert health.status_code == 503 and health.json()["checks"]["broker"] == "down"
     during = await ana.call("mensaje_privado", {"text": "during"})
     assert during["ok"] is True  # stored; recovered by sync below
+    # Delivery on one worker goes on for its own sockets without the broker.
+    assert (await chief_on_b.wait_for("mensaje_privado", 2))[1] == during["message"]
 
     own_redis.start()
     started = time.monotonic()
@@ -219,6 +223,10 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
             break
         await asyncio.sleep(0.1)
     assert (await b.http.get("/healthz")).status_code == 200
+    # The new Redis knew nobody: each worker records its sockets again, so presence converges.
+    headers = {"Authorization": f"Bearer {await a.login('boss')}"}
+    conversations = (await a.http.get("/api/conversations", headers=headers)).json()
+    assert conversations["conversations"][0]["online"] is True
 
 
 async def test_rabbitmq_carries_the_fanout_when_broker_url_is_amqp(
