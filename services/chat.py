@@ -61,11 +61,12 @@ class Chat:
     async def send(self, sender: User, draft: Draft, *, from_sid: str | None = None) -> Message:
         """Store a message once, then deliver it; returns the stored message."""
         conversation, recipient = await self._route(sender, draft.to)
-        if draft.client_msg_id is not None:
-            earlier = await self._sent_before(sender.user, draft.client_msg_id)
-            if earlier is not None:
-                return earlier
         if not await self.limits.take(sender.user):
+            # A retry of a stored message is answered even when the bucket is empty.
+            if draft.client_msg_id is not None:
+                earlier = await self._sent_before(sender.user, draft.client_msg_id)
+                if earlier is not None:
+                    return earlier
             raise AppError(Code.RATE_LIMITED, "Too many messages; slow down.")
         message = Message(
             sender=sender.user,
@@ -77,7 +78,8 @@ class Chat:
         try:
             await self._store(message)
         except IntegrityError:
-            # The same client_msg_id committed first by a concurrent send: answer with that one.
+            # This client_msg_id was stored before (a retry, or a concurrent send that committed
+            # first): answer with that message; the retry does not count against the limit.
             await self.limits.give_back(sender.user)
             earlier = await self._sent_before(sender.user, draft.client_msg_id or "")
             if draft.client_msg_id is None or earlier is None:
