@@ -106,6 +106,11 @@ http {{
 
         location /socket.io/ {{
             proxy_pass http://$supportchat_upstream;
+            # A location with proxy_set_header of its own inherits none: repeat them all.
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $supportchat_connection;
             proxy_buffering off;

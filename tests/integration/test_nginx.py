@@ -27,9 +27,11 @@ import httpx
 import pytest
 import socketio
 from redis import asyncio as aioredis
-from sqlalchemy import text
+from sqlalchemy import insert
 
+from config.settings import parse_database_url
 from models.db import make_engine
+from models.user import User
 from tests.conftest import PASSWORD, REQUIRE, Client, _fresh_server_database, service_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.mariadb]
@@ -142,31 +144,19 @@ class Deployment:
 
     async def add_users(self, *users: str, admins: tuple[str, ...] = ()) -> None:
         """Straight into the shared database, as `adduser` would (without its slow hash)."""
-        engine = make_engine(
-            self.database_url.replace("mysql://", "mysql+aiomysql://", 1).replace(
-                "postgresql://", "postgresql+asyncpg://", 1
-            )
-        )
+        engine = make_engine(parse_database_url(self.database_url))
+        rows = [
+            {
+                "user": user,
+                "name": user.title(),
+                "rol": "admin" if user in admins else "user",
+                "password": password_hash(),
+            }
+            for user in (*users, *admins)
+        ]
         try:
             async with engine.begin() as conn:
-                for user in (*users, *admins):
-                    await conn.execute(
-                        text(
-                            "INSERT INTO usuarios (user, name, rol, password) "
-                            "VALUES (:user, :name, :rol, :password)"
-                        )
-                        if "mysql" in self.database_url
-                        else text(
-                            'INSERT INTO usuarios ("user", name, rol, password) '
-                            "VALUES (:user, :name, :rol, :password)"
-                        ),
-                        {
-                            "user": user,
-                            "name": user.title(),
-                            "rol": "admin" if user in admins else "user",
-                            "password": password_hash(),
-                        },
-                    )
+                await conn.execute(insert(User), rows)
         finally:
             await engine.dispose()
 
@@ -198,8 +188,10 @@ class Deployment:
             client = await self.connect(token, transports)
             if worker_of(client) == worker:
                 return client
-            await client.sio.disconnect()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.sio.disconnect(), 2)
             self.clients.remove(client)
+            await _close_http(client)
         raise AssertionError(f"nginx never sent a new session to worker {worker}")
 
     async def close_clients(self) -> None:
@@ -207,10 +199,25 @@ class Deployment:
             if client.sio.connected:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.sio.disconnect(), 2)
-            http = client.sio.eio.http
-            if http is not None and not http.closed:
-                await http.close()
+            await _close_http(client)
         self.clients.clear()
+
+
+async def _close_http(client: Client) -> None:
+    """python-engineio leaves its aiohttp session open after a refused or dropped transport."""
+    http = client.sio.eio.http
+    if http is not None and not http.closed:
+        await http.close()
+
+
+def assert_migrated_once_without_errors(d: Deployment) -> None:
+    """The workers started together on a fresh database: one ran the migrations, the others
+    waited for its lock and found the schema current; none logged a traceback."""
+    logs = {name: w.log.read_text(errors="replace") for name, w in d.workers.items()}
+    upgraded = [name for name, text in logs.items() if "Running upgrade" in text]
+    assert len(upgraded) == 1, upgraded
+    for name, text in logs.items():
+        assert "Traceback" not in text, f"worker {name}:\n{text}"
 
 
 def worker_of(client: Client) -> str:
@@ -368,6 +375,7 @@ async def test_polling_and_websocket_clients_on_two_workers_exchange_messages(
     assert reply["ok"], reply
     assert (await ana.wait_for("mensaje_privado"))[0] == reply["message"]
     assert bob.got("mensaje_privado") == []
+    assert_migrated_once_without_errors(d)
 
 
 async def test_polling_clients_from_one_address_spread_over_workers_and_keep_working(
@@ -450,14 +458,6 @@ async def test_websockets_and_upgrades_work_through_nginx_and_foreign_origins_ar
         assert await refused(d, token, f"http://127.0.0.1:{d.workers['a'].port}", transports)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config/nginx.py sets proxy_set_header Upgrade/Connection inside `location "
-    "/socket.io/`, so that location inherits none of the server-level proxy_set_header lines "
-    "(nginx inherits them only when a level sets none): Socket.IO requests reach the worker "
-    "with `Host: supportchat_<name>` and without X-Forwarded-For/X-Real-IP/X-Forwarded-Proto, "
-    "and the site's own Origin is refused with 403 (every browser WebSocket behind nginx)",
-)
 async def test_origin_check_behind_nginx_accepts_the_sites_own_origin(
     deploy: DeploymentFactory,
 ) -> None:
@@ -492,6 +492,7 @@ async def test_announcement_from_one_of_three_workers_reaches_all_on_postgresql(
     sent = await ana.call("mensaje_privado", {"text": "from b"})
     assert sent["ok"], sent
     assert (await boss.wait_for("mensaje_privado"))[0] == sent["message"]
+    assert_migrated_once_without_errors(d)
 
 
 async def test_sigkilled_worker_users_go_offline_and_clients_reconnect_elsewhere(
