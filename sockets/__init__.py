@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    # The Admin UI's instrumentation, when on. It patches python-engineio's socket class for
+    # the whole process, so shutdown must undo it.
+    instrumentation: Any = None
+
     async def _handle_event(
         self, eio_sid: str, namespace: str, id: int | None, data: list[Any]
     ) -> None:
@@ -55,7 +59,9 @@ def make_sio(services: Services) -> socketio.AsyncServer:
     sio.register_namespace(ChatNamespace(services))
     if settings.admin_ui:
         # For the Socket.IO Admin UI: admins only, and it may look but not act.
-        sio.instrument(auth=services.auth.admin_ui_login, mode="production", read_only=True)
+        sio.instrumentation = sio.instrument(
+            auth=services.auth.admin_ui_login, mode="production", read_only=True
+        )
     services.fanout.attach(sio)
     return sio
 
@@ -103,5 +109,7 @@ async def drain(sio: socketio.AsyncServer, transport: type[Any], *, timeout: flo
         handler.close(1001, "server shutting down")
     sio.eio.sockets.clear()
     await sio.shutdown()
+    if getattr(sio, "instrumentation", None) is not None:
+        sio.instrumentation.uninstrument()
     if isinstance(sio.manager, RedisManager):
         await sio.manager.close()
