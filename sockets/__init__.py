@@ -110,6 +110,7 @@ async def drain(sio: socketio.AsyncServer, transport: type[Any], *, timeout: flo
     sio.eio.sockets.clear()
     await sio.shutdown()
     if getattr(sio, "instrumentation", None) is not None:
+        await sio.instrumentation.shutdown()  # its stats task
         sio.instrumentation.uninstrument()
     if isinstance(sio.manager, RedisManager):
         await sio.manager.close()
