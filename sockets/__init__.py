@@ -4,22 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import socketio
+from socketio import packet
 
 from config.settings import Settings
 from services import Services
+from services.errors import AppError, Code
 from services.redis import RedisManager
 from sockets.chat import ChatNamespace
 
 log = logging.getLogger(__name__)
 
 
+# A Socket.IO EVENT packet that asks for an ack: "2", an optional "/nsp,", then the ack id.
+_EVENT_WITH_ACK = re.compile(r"^2(?:(/[^,]*),)?(\d{1,15})\[")
+
+
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     # The Admin UI's instrumentation, when on. It patches python-engineio's socket class for
     # the whole process, so shutdown must undo it.
     instrumentation: Any = None
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            # A packet python-socketio cannot decode (an integer of over 100 digits, a binary
+            # placeholder out of range, ...) is dropped; an event that asked for an ack gets
+            # `invalid` rather than no answer, and a half-received binary packet is forgotten
+            # so that the packets after it are read again.
+            self._binary_packet.pop(eio_sid, None)
+            ask = _EVENT_WITH_ACK.match(data) if isinstance(data, str) else None
+            sid = ask and self.manager.sid_from_eio_sid(eio_sid, ask.group(1) or "/")
+            log.warning("undecodable packet (%s)", type(exc).__name__, extra={"sid": sid})
+            if ask and sid:
+                error = AppError(Code.INVALID, "The packet could not be decoded.").ack()
+                reply = self.packet_class(
+                    packet.ACK, namespace=ask.group(1) or "/", id=int(ask.group(2)), data=[error]
+                )
+                await self._send_packet(eio_sid, reply)
 
     async def _handle_event(
         self, eio_sid: str, namespace: str, id: int | None, data: list[Any]

@@ -50,6 +50,14 @@ def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> typ
             self.open_sockets.add(self)
             await super().open(*args, **kwargs)
 
+        async def on_message(self, message: str | bytes) -> None:
+            # python-engineio's reader dies on a text frame that is not an Engine.IO packet and
+            # leaves the socket open but deaf: close it instead.
+            if isinstance(message, str) and (not message or message[0] not in "0123456"):
+                self.close(1003, "not an Engine.IO packet")
+                return
+            await super().on_message(message)
+
         def on_close(self) -> None:
             self.open_sockets.discard(self)
             super().on_close()
