@@ -157,18 +157,10 @@ class ApiHandler(BaseHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, tornado.web.HTTPError) and not isinstance(exc, AppError):
-            error = (
-                AppError(
-                    {404: Code.NOT_FOUND, 405: Code.INVALID, 403: Code.FORBIDDEN}.get(
-                        status_code, Code.INVALID
-                    ),
-                    exc.log_message or self._reason,
-                )
-                if status_code < 500
-                else self.app_error(None)
-            )
-            self.send_json(error.body(), status_code)
+        if status_code < 500 and not isinstance(exc, AppError):
+            # Tornado's own refusals (404, 405, a missing argument): keep their status.
+            code = {403: Code.FORBIDDEN, 404: Code.NOT_FOUND}.get(status_code, Code.INVALID)
+            self.send_json(AppError(code, self._reason).body(), status_code)
             return
         error = self.app_error(exc)
         self.send_json(error.body(), error.status)
