@@ -156,10 +156,10 @@ class RedisCluster:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # Sockets still recorded (their removal failed) are left to the sweep of another
+        # instance, which finds this one no longer alive.
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(
-                self._alive_key(self.instance), self._instance_key(self.instance)
-            )
+            await self.redis.delete(self._alive_key(self.instance))
         await self.redis.aclose()
 
     # -- presence -------------------------------------------------------------------------
