@@ -49,7 +49,8 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         return engine
     if url.startswith("mysql") and "charset=" not in url:
         url += ("&" if "?" in url else "?") + "charset=utf8mb4"
-    options.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per checkout. A connection found dead fails its one
+    # request (answered `unavailable`), and SQLAlchemy then recycles the whole pool.
     options.setdefault("pool_recycle", 1800)
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 20)

@@ -3,7 +3,6 @@ rule of the chat lives here, shared by the HTTP API and the Socket.IO events."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from models.message import ADMINS, CommitLock, Message, ReadMarker
+from models.message import ADMINS, Message, ReadMarker
 from models.user import User, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
@@ -23,6 +22,7 @@ from services.inputs import Draft, HistoryQuery, ReadUpTo, Typing
 from services.limits import MessageLimit
 from services.metrics import MESSAGES_STORED
 from services.wire import SYNC_LIMIT, iso
+from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ class Chat:
     ) -> None:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
         self.limits, self.fanout, self.cluster = limits, fanout, cluster
-        # One writer at a time in this process: the database's commit lock does the same across
-        # processes, and waiting here keeps pooled connections free while we wait.
-        self._write_lock = asyncio.Lock()
+        self.writer = GroupWriter(sessions)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -76,7 +74,7 @@ class Chat:
             client_msg_id=draft.client_msg_id,
         )
         try:
-            await self._store(message)
+            await self.writer.store(message)
         except IntegrityError:
             # This client_msg_id was stored before (a retry, or a concurrent send that committed
             # first): answer with that message; the retry does not count against the limit.
@@ -101,17 +99,6 @@ class Chat:
             raise AppError(Code.FORBIDDEN, "Admins write to one user at a time.")
         target = await self._user(to)
         return target.user, target.user
-
-    async def _store(self, message: Message) -> None:
-        async with self._write_lock, self.sessions.begin() as db:
-            # Taking this row lock first makes concurrent writers (on any process) commit one
-            # after the other in the order they were given ids: id order is commit order.
-            await db.execute(
-                update(CommitLock).where(CommitLock.id == 1).values(counter=CommitLock.counter + 1)
-            )
-            message.created_at = datetime.now(UTC)
-            db.add(message)
-            await db.flush()
 
     async def _sent_before(self, sender: str, client_msg_id: str) -> Message | None:
         async with self.sessions() as db:

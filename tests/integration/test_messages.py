@@ -298,3 +298,33 @@ async def test_one_socket_cannot_pile_up_unbounded_events(make_stack: StackFacto
     assert refused and all(a["error"] == "rate_limited" for a in refused)
     assert await stored_count(stack) == len(ok)
     assert (await ana.call("mensaje_privado", {"text": "after the flood"}))["ok"] is True
+
+
+async def test_concurrent_sends_share_commits_and_a_repeat_in_a_batch_fails_alone(
+    make_stack: StackFactory,
+) -> None:
+    from models.message import CommitLock
+
+    stack = await make_stack(msg_rate=0.0)
+    users = []
+    for i in range(20):
+        users.append(await stack.connect(await stack.register(f"user{i}")))
+    first = await users[0].call("mensaje_privado", {"text": "original", "client_msg_id": "same"})
+    async with stack.services.sessions() as db:
+        commits_before = (await db.get(CommitLock, 1)).counter
+    acks = await asyncio.gather(
+        users[0].call("mensaje_privado", {"text": "repeat", "client_msg_id": "same"}),
+        *(
+            u.call("mensaje_privado", {"text": f"from {i}", "client_msg_id": "same"})
+            for i, u in enumerate(users[1:])
+        ),
+        *(u.call("mensaje_privado", {"text": f"more {i}"}) for i, u in enumerate(users)),
+    )
+    assert all(a["ok"] for a in acks)
+    assert acks[0]["message"] == first["message"]  # the repeat: the message stored first
+    others = {a["message"]["id"] for a in acks[1:]}
+    assert len(others) == len(acks) - 1 and first["message"]["id"] not in others
+    assert await stored_count(stack) == 1 + len(acks) - 1
+    async with stack.services.sessions() as db:
+        commits = (await db.get(CommitLock, 1)).counter - commits_before
+    assert commits <= (len(acks) - 1) // 2  # messages share transactions

@@ -1,0 +1,128 @@
+"""Group commit: messages that arrive while a transaction is being written go into the next
+one, so that one commit (one fsync, one round of the commit lock) serves many messages. Each
+caller still returns only after the commit that holds its message: durability is unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.message import CommitLock, Message
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+Batch = list[tuple[Message, asyncio.Future[None]]]
+
+
+class GroupWriter:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self._queue: list[tuple[Message, asyncio.Future[None]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def store(self, message: Message) -> None:
+        """Insert `message` (its id and created_at are set) and return once it is committed;
+        raises what storing it raised (IntegrityError for a repeated client_msg_id)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((message, done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.ensure_future(self._drain())
+        await asyncio.shield(done)  # a cancelled caller must not cancel the others' commit
+
+    async def _drain(self) -> None:
+        while self._queue:
+            await self._commit(self._next_batch())
+
+    def _next_batch(self) -> Batch:
+        """Up to MAX_BATCH queued messages; a second message with the same sender and
+        client_msg_id waits for the next batch, where it fails alone as a repeat."""
+        batch: Batch = []
+        later: Batch = []
+        keys: set[tuple[str, str]] = set()
+        for item in self._queue:
+            message = item[0]
+            key = (message.sender, message.client_msg_id or "")
+            if len(batch) >= MAX_BATCH or (message.client_msg_id is not None and key in keys):
+                later.append(item)
+            else:
+                batch.append(item)
+                keys.add(key)
+        self._queue = later
+        return batch
+
+    async def _commit(self, batch: Batch) -> None:
+        try:
+            await self._write([m for m, _ in batch])
+        except IntegrityError as exc:
+            # Some client_msg_id was stored before: those messages fail (the caller answers
+            # with the stored one), the others are written again together.
+            stored = await self._stored_keys([m for m, _ in batch])
+            rest = []
+            for message, done in batch:
+                if (message.sender, message.client_msg_id) in stored:
+                    _settle(done, exc)
+                else:
+                    rest.append((message, done))
+            if len(rest) == len(batch):  # nothing explains it: one at a time, to be safe
+                for item in rest:
+                    await self._commit_alone(item)
+            elif rest:
+                await self._commit(rest)
+        except Exception as exc:
+            for _, done in batch:
+                _settle(done, exc)
+        else:
+            for _, done in batch:
+                _settle(done, None)
+
+    async def _commit_alone(self, item: tuple[Message, asyncio.Future[None]]) -> None:
+        message, done = item
+        try:
+            await self._write([message])
+        except Exception as exc:
+            _settle(done, exc)
+        else:
+            _settle(done, None)
+
+    async def _stored_keys(self, messages: list[Message]) -> set[tuple[str, str | None]]:
+        pairs = [(m.sender, m.client_msg_id) for m in messages if m.client_msg_id is not None]
+        if not pairs:
+            return set()
+        async with self.sessions() as db:
+            rows = await db.execute(
+                select(Message.sender, Message.client_msg_id).where(
+                    tuple_(Message.sender, Message.client_msg_id).in_(pairs)
+                )
+            )
+            return {(sender, cid) for sender, cid in rows.all()}
+
+    async def _write(self, messages: list[Message]) -> None:
+        async with self.sessions.begin() as db:
+            # Taking this row lock first makes writers on every process commit one after the
+            # other in the order they were given ids: id order is commit order.
+            await db.execute(
+                update(CommitLock).where(CommitLock.id == 1).values(counter=CommitLock.counter + 1)
+            )
+            now = datetime.now(UTC)
+            for message in messages:
+                # After a failed batch a message may carry the id it was given then: clear it,
+                # since reusing an id handed out before would break commit order.
+                message.id = None  # type: ignore[assignment]
+                message.created_at = now
+            db.add_all(messages)
+            await db.flush()
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
