@@ -15,7 +15,8 @@ ACKS = Counter(
 )
 DELIVERY_SECONDS = Histogram(
     "supportchat_delivery_seconds",
-    "From receiving mensaje_privado to handing the stored message to its recipients' sockets",
+    "From a mensaje_privado's arrival (queue wait included) to handing the stored message to "
+    "its recipients' sockets",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 PUBSUB_ROUNDTRIP_SECONDS = Histogram(

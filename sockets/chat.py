@@ -17,7 +17,7 @@ from services.errors import OUTAGE, AppError, Code, unavailable
 from services.inputs import Draft, ReadUpTo, Typing, announcement_text, invalid, sync_after
 from services.metrics import ACKS, CONNECTED_SOCKETS, DELIVERY_SECONDS
 from services.presence import Connection
-from services.wire import ROOM_ADMINS, message_to_wire, user_room
+from services.wire import EV_MESSAGE, ROOM_ADMINS, message_to_wire, user_room
 from sockets.handshake import authenticate
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
             ACKS.labels(event, "rate_limited").inc()
             return AppError(Code.RATE_LIMITED, "Too many events waiting; slow down.").ack()
         self.waiting[sid] = waiting + 1
+        received = time.perf_counter()
         self.in_flight += 1
         self.idle.clear()
         try:
@@ -49,6 +50,8 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
                 raise invalid("Send exactly one argument: a JSON object.")
             async with lock:
                 result = await handler(self, sid, args[0])
+            if event == EV_MESSAGE:  # from its arrival to the hand-off to its recipients
+                DELIVERY_SECONDS.observe(time.perf_counter() - received)
             ACKS.labels(event, "ok").inc()
             return result
         except AppError as exc:
@@ -150,11 +153,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     @acked
     async def on_mensaje_privado(self, sid: str, data: Any) -> Ack:
-        started = time.perf_counter()
         me = self.user_of(sid)
         draft = Draft.parse(data, max_text=self.services.settings.msg_max_chars)
         message = await self.services.chat.send(me, draft, from_sid=sid)
-        DELIVERY_SECONDS.observe(time.perf_counter() - started)
         return {"ok": True, "message": message_to_wire(message)}
 
     @acked

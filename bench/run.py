@@ -1,0 +1,335 @@
+"""One command: start the server (and the baseline), run the load, print the figures, stop all.
+
+    .venv/bin/python bench/run.py [--db sqlite|mariadb] [--workers N] [--windows 1,4]
+                                  [--rounds 3] [--targets server,baseline] [--idle 2000,5000]
+
+For each round and each window size it runs the real server (`server.py`) and the baseline
+(`bench/baseline_server.py`) one after the other on the same database, in alternating order
+from round to round, each under `bench/load.py messages`; then the idle-socket runs against
+the real server. It prints each run's table, then medians per target and the ratio
+server/baseline. Every JSON line is also appended to `--out`. The database is fresh: SQLite
+in a temporary directory, or with `--db mariadb` a new database on 127.0.0.1 (root, no
+password) that is dropped at the end. `--workers N` starts N server processes on Redis
+(redis://127.0.0.1:6379/0, a unique REDIS_PREFIX); clients connect to them round-robin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PY = sys.executable
+ADMIN_PASSWORD = "bench-password-0123456789"  # noqa: S105 - the same as load.py's
+
+
+def log(text: str) -> None:
+    sys.stderr.write(f"[run {time.strftime('%H:%M:%S')}] {text}\n")
+    sys.stderr.flush()
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own http URL
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up")
+        time.sleep(0.2)
+
+
+class Servers:
+    """N processes of the server or of the baseline, on consecutive ports."""
+
+    def __init__(self, target: str, env: dict[str, str], port: int, workers: int, logdir: Path):
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
+        script = ["server.py"] if target == "server" else [str(BENCH / "baseline_server.py")]
+        for i in range(workers):
+            p = port + i
+            wenv = dict(env, PORT=str(p))
+            if workers > 1:
+                wenv["WORKER_ID"] = f"w{i}"
+            errlog = (logdir / f"{target}-{p}.log").open("ab")
+            self.procs.append(
+                subprocess.Popen(  # noqa: S603 - our own interpreter and script
+                    [PY, *script, "--port", str(p)], cwd=ROOT, env=wenv, stderr=errlog
+                )
+            )
+            self.urls.append(f"http://127.0.0.1:{p}")
+        for url in self.urls:
+            wait_http(f"{url}/healthz")
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def load(mode: str, urls: list[str], pids: list[int], tokens: Path, extra: list[str]) -> Any:
+    cmd = [PY, str(BENCH / "load.py"), mode, "--url", ",".join(urls), "--tokens", str(tokens)]
+    for pid in pids:
+        cmd += ["--server-pid", str(pid)]
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and script
+        cmd + extra, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0:
+        log(f"load.py {mode} exited {proc.returncode}")
+    return json.loads(lines[-1]) if lines else None
+
+
+def median(rows: list[dict[str, Any]], path: str) -> float | None:
+    values = []
+    for r in rows:
+        v: Any = r
+        for key in path.split("."):
+            v = v.get(key) if isinstance(v, dict) else None
+        if isinstance(v, int | float):
+            values.append(v)
+    return round(statistics.median(values), 2) if values else None
+
+
+FIGURES = [
+    ("acked msg/s", "acked_per_s"),
+    ("deliveries/s", "deliveries_per_s"),
+    ("ack p50 ms", "ack_latency_ms.p50"),
+    ("ack p95 ms", "ack_latency_ms.p95"),
+    ("ack p99 ms", "ack_latency_ms.p99"),
+    ("delivery p50 ms", "delivery_latency_ms.p50"),
+    ("delivery p95 ms", "delivery_latency_ms.p95"),
+    ("delivery p99 ms", "delivery_latency_ms.p99"),
+    ("server CPU ms/msg", "server_cpu_ms_per_msg"),
+    ("server CPU %", "server_cpu_pct"),
+    ("client CPU ms/msg", "client_cpu_ms_per_msg"),
+    ("server RSS MB", "server_rss_mb"),
+]
+
+
+def summary(results: list[dict[str, Any]], db: str, workers: int) -> str:
+    out = []
+    for window in sorted({r["window"] for r in results}):
+        rows = {
+            t: [r for r in results if r["window"] == window and r["label"] == t]
+            for t in {r["label"] for r in results}
+        }
+        targets = sorted(rows, key=lambda t: t != "server")
+        out.append(
+            f"\n{db}, {workers} process(es), W={window}: medians of "
+            + ", ".join(f"{len(rows[t])} {t}" for t in targets)
+        )
+        out.append(f"| figure | {' | '.join(targets)} | server/baseline |")
+        out.append("|" + " --- |" * (len(targets) + 2))
+        for name, path in FIGURES:
+            meds = [median(rows[t], path) for t in targets]
+            ratio = ""
+            if len(meds) == 2 and meds[0] is not None and meds[1]:
+                ratio = f"{meds[0] / meds[1]:.2f}"
+            out.append(f"| {name} | {' | '.join(str(m) for m in meds)} | {ratio} |")
+        bad = sum(
+            r["acked_not_delivered"] + r["duplicates_delivered"] for t in targets for r in rows[t]
+        )
+        out.append(f"correctness (acked-not-delivered + duplicates, all runs): {bad}")
+    return "\n".join(out)
+
+
+def create_mariadb(name: str) -> None:
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", user="root")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    conn.close()
+
+
+def drop_mariadb(name: str) -> None:
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", user="root")
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "mariadb"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--port", type=int, default=3900)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--admins", type=int, default=5)
+    parser.add_argument("--windows", default="1", help="comma-separated window sizes")
+    parser.add_argument("--reply", type=float, default=0.2)
+    parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--targets", default="server,baseline")
+    parser.add_argument("--client", choices=["raw", "socketio"], default="raw")
+    parser.add_argument("--idle", default="", help="idle socket counts, e.g. 2000,5000")
+    parser.add_argument("--profile", default="", help="py-spy SVG of the first server run")
+    parser.add_argument("--out", default=str(BENCH / "results.jsonl"))
+    args = parser.parse_args()
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
+    tmp = Path(tempfile.mkdtemp(prefix="supportchat-bench-"))
+    dbname = f"bench_{secrets.token_hex(4)}"
+    env = dict(
+        os.environ,
+        JWT_SECRET=secrets.token_urlsafe(48),
+        MSG_RATE="0",
+        LOG_LEVEL="WARNING",
+        LOGIN_FAILURES_PER_MINUTE="1000000",
+        PYTHONUNBUFFERED="1",
+    )
+    if args.db == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
+    else:
+        create_mariadb(dbname)
+        env["DATABASE_URL"] = f"mysql://root@127.0.0.1/{dbname}"
+    if args.workers > 1:
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        env["REDIS_PREFIX"] = f"bench{secrets.token_hex(4)}"
+    tokens = tmp / "tokens.json"
+    sizes = ["--users", str(args.users), "--admins", str(args.admins)]
+    results: list[dict[str, Any]] = []
+    running: Servers | None = None
+    log(f"workdir {tmp}, database {args.db}, {args.workers} process(es)")
+    try:
+        for i in range(args.admins):
+            subprocess.run(  # noqa: S603 - our own interpreter and script
+                [PY, "server.py", "adduser", f"bchadm{i}", "--name", f"Admin {i}", "--admin"],
+                cwd=ROOT,
+                env=env,
+                input=ADMIN_PASSWORD + "\n",
+                text=True,
+                check=True,
+                stderr=subprocess.DEVNULL,
+            )
+        running = Servers("server", env, args.port, args.workers, tmp)
+        load("setup", running.urls, running.pids, tokens, sizes)
+        running.stop()
+        running = None
+
+        targets = args.targets.split(",")
+        profiled = not args.profile
+        with Path(args.out).open("a") as out:
+            for rnd in range(args.rounds):
+                order = targets if rnd % 2 == 0 else targets[::-1]
+                for window in [int(w) for w in args.windows.split(",")]:
+                    for target in order:
+                        log(f"round {rnd + 1}/{args.rounds}, W={window}: {target}")
+                        running = Servers(target, env, args.port, args.workers, tmp)
+                        spy = None
+                        if target == "server" and not profiled:
+                            profiled = True
+                            spy = subprocess.Popen(  # noqa: S603 - py-spy from the venv
+                                [
+                                    str(Path(PY).parent / "py-spy"),
+                                    "record",
+                                    "-o",
+                                    args.profile,
+                                    "--pid",
+                                    str(running.pids[0]),
+                                    "--duration",
+                                    str(int(args.warmup + args.duration)),
+                                    "--nonblocking",
+                                ],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                            )
+                        extra = [
+                            *sizes,
+                            "--window",
+                            str(window),
+                            "--reply",
+                            str(args.reply),
+                            "--duration",
+                            str(args.duration),
+                            "--warmup",
+                            str(args.warmup),
+                            "--client",
+                            args.client,
+                            "--label",
+                            target,
+                        ]
+                        r = load("messages", running.urls, running.pids, tokens, extra)
+                        running.stop()
+                        running = None
+                        if spy is not None:
+                            spy.wait(60)
+                        if r is None:
+                            continue
+                        r.update(db=args.db, workers=args.workers, round=rnd + 1)
+                        results.append(r)
+                        out.write(json.dumps(r) + "\n")
+                        out.flush()
+                        log(
+                            f"  {r['acked_per_s']} msg/s, {r['server_cpu_ms_per_msg']} ms CPU/msg,"
+                            f" ack p50/p99 {r['ack_latency_ms']['p50']}/"
+                            f"{r['ack_latency_ms']['p99']} ms, missing {r['acked_not_delivered']},"
+                            f" dup {r['duplicates_delivered']}, errors {r['errors']}"
+                        )
+            idle_results = []
+            for n in [int(x) for x in args.idle.split(",") if x]:
+                log(f"idle: {n} sockets on the server")
+                running = Servers("server", env, args.port, args.workers, tmp)
+                r = load("idle", running.urls, running.pids, tokens, [*sizes, "--sockets", str(n)])
+                running.stop()
+                running = None
+                if r is not None:
+                    r.update(db=args.db, workers=args.workers)
+                    idle_results.append(r)
+                    out.write(json.dumps(r) + "\n")
+    finally:
+        if running is not None:
+            running.stop()
+        if args.db == "mariadb":
+            with contextlib.suppress(Exception):
+                drop_mariadb(dbname)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if results:
+        sys.stdout.write(summary(results, args.db, args.workers) + "\n")
+    for r in idle_results:
+        sys.stdout.write(
+            f"idle {r['sockets']} sockets: {r['server_kb_per_socket']} KB server RSS/socket "
+            f"({r['server_rss_before_mb']} -> {r['server_rss_after_mb']} MB), "
+            f"{r['connects_per_s']} connects/s, idle server CPU {r['idle_server_cpu_pct']}%, "
+            f"closed {r['closed']}\n"
+        )
+    failed = any(r["acked_not_delivered"] or r["duplicates_delivered"] for r in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
