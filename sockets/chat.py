@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
 MAX_QUEUED_EVENTS = 64
+# A client repeating the same `typing` news faster than this is not relayed each time
+# (clients send it every 2 s or so while typing; receivers drop it after 5 s).
+TYPING_REPEAT_SECONDS = 1.0
 Handler = Callable[["ChatNamespace", str, Any], Awaitable[Ack]]
 
 
@@ -81,6 +84,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.services = services
         self.locks: dict[str, asyncio.Lock] = {}
         self.waiting: dict[str, int] = {}  # events of each socket received and not yet acked
+        self.last_typing: dict[str, tuple[Typing, float]] = {}
         self.expiry: dict[str, asyncio.TimerHandle] = {}
         self.in_flight = 0
         self.draining = False
@@ -119,6 +123,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         self.locks.pop(sid, None)
         self.waiting.pop(sid, None)
+        self.last_typing.pop(sid, None)
         timer = self.expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
@@ -170,7 +175,13 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     @acked
     async def on_typing(self, sid: str, data: Any) -> Ack:
-        await self.services.chat.typing(self.user_of(sid), Typing.parse(data))
+        typing = Typing.parse(data)
+        now = time.monotonic()
+        last = self.last_typing.get(sid)
+        if last is not None and last[0] == typing and now - last[1] < TYPING_REPEAT_SECONDS:
+            return {"ok": True}  # the same news again at once: relayed already
+        self.last_typing[sid] = (typing, now)
+        await self.services.chat.typing(self.user_of(sid), typing)
         return {"ok": True}
 
     @acked

@@ -328,3 +328,13 @@ async def test_concurrent_sends_share_commits_and_a_repeat_in_a_batch_fails_alon
     async with stack.services.sessions() as db:
         commits = (await db.get(CommitLock, 1)).counter - commits_before
     assert commits <= (len(acks) - 1) // 2  # messages share transactions
+
+
+async def test_repeated_typing_news_is_relayed_once_a_second_at_most(stack: Stack) -> None:
+    ana, boss, _ = await team(stack)
+    for _ in range(20):
+        assert (await ana.call("typing", {"typing": True})) == {"ok": True}
+    assert (await ana.call("typing", {"typing": False})) == {"ok": True}
+    await boss.wait_for("typing", 2)
+    await asyncio.sleep(0.2)
+    assert [t["typing"] for t in boss.got("typing")] == [True, False]
