@@ -238,3 +238,24 @@ async def test_rabbitmq_carries_the_fanout_when_broker_url_is_amqp(
     ana = await b.connect(await b.register("ana"))
     sent = await ana.call("mensaje_privado", {"text": "via rabbit"})
     assert (await boss.wait_for("mensaje_privado", timeout=10))[0] == sent["message"]
+
+
+async def test_more_than_a_pool_of_concurrent_emits_all_cross_processes(
+    make_stack: StackFactory, redis_url: str
+) -> None:
+    """Well above redis-py's default pool of 100 connections in flight: none is dropped."""
+    a, b = await pair(make_stack, redis_url, msg_rate=0.0)
+    boss = await b.connect(await b.register("boss", admin=True))
+    senders = []
+    for i in range(30):
+        senders.append(await a.connect(await a.register(f"user{i}")))
+    acks = await asyncio.gather(
+        *(
+            s.call("mensaje_privado", {"text": f"{i}-{k}"}, timeout=30)
+            for i, s in enumerate(senders)
+            for k in range(8)
+        )
+    )
+    assert all(ack["ok"] for ack in acks)
+    got = await boss.wait_for("mensaje_privado", len(acks), timeout=30)
+    assert sorted(m["id"] for m in got) == sorted(ack["message"]["id"] for ack in acks)
