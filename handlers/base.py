@@ -86,6 +86,16 @@ class BaseHandler(tornado.web.RequestHandler):
             secure=self.services.settings.cookie_secure,
         )
 
+    def allow_header(self, status_code: int) -> None:
+        """RFC 9110: a 405 says which methods the resource has (send_error cleared headers)."""
+        if status_code == 405:
+            methods = [m for m in ("GET", "POST") if m.lower() in type(self).__dict__]
+            self.set_header("Allow", ", ".join(methods))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.allow_header(status_code)
+        super().write_error(status_code, **kwargs)
+
     def on_finish(self) -> None:
         route = type(self).__name__
         HTTP_REQUESTS.labels(route, str(self.get_status())).inc()
@@ -116,13 +126,15 @@ class ApiHandler(BaseHandler):
     cannot send: with the SameSite=Lax cookie, that is the API's CSRF protection."""
 
     def check_xsrf_cookie(self) -> None:
-        if self.request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if media != "application/json":
-                raise AppError(Code.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json.")
+        """Tornado calls this first for every method but GET, HEAD and OPTIONS."""
+        method = (self.request.method or "").lower()
+        if method not in type(self).__dict__:
+            raise tornado.web.HTTPError(405)  # before the body is judged
+        media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise AppError(Code.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json.")
 
     async def prepare(self) -> None:
-        self.check_xsrf_cookie()
         await self.load_user()
 
     def json_body(self) -> object:
@@ -156,6 +168,7 @@ class ApiHandler(BaseHandler):
         self.finish(json.dumps(body, ensure_ascii=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.allow_header(status_code)
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if status_code < 500 and not isinstance(exc, AppError):
             # Tornado's own refusals (404, 405, a missing argument): keep their status.

@@ -7,6 +7,7 @@ from typing import Any
 
 from services.errors import STATUS, Code
 
+TEXT_CHAR = "[^\\u0000-\\u001F\\u007F]"  # any character but a control character
 USER_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$"}
 
 
@@ -110,7 +111,14 @@ def openapi_document() -> dict[str, Any]:
             "required": ["username", "name", "password"],
             "properties": {
                 "username": USER_NAME,
-                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 100,
+                    # some character other than white space, and no control characters
+                    "pattern": f"^{TEXT_CHAR}*[^\\s\\u0000-\\u001F\\u007F]{TEXT_CHAR}*$",
+                    "description": "Display name; spaces around it are dropped",
+                },
                 "password": {
                     "type": "string",
                     "minLength": 12,
@@ -150,6 +158,7 @@ def openapi_document() -> dict[str, Any]:
                 (204, "Logged out", None),
                 Code.UNAUTHENTICATED,
                 CHANGES,
+                **_body({"type": "object", "description": "Empty: {}"}),
                 **SECURED,
             )
         },
@@ -258,7 +267,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "supportchat",
             "version": "1.0.0",
             "description": "JSON API of the support chat. Every error is `{error, message}`. "
-            "Requests that change state must be `Content-Type: application/json`.",
+            "Requests that change state must be `Content-Type: application/json` (their CSRF "
+            "protection). Strings must be valid Unicode (no lone surrogates) without U+0000.",
         },
         "paths": paths,
         "components": {

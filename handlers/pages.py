@@ -27,6 +27,7 @@ class PageHandler(BaseHandler):
         return "/admin" if self.me is not None and self.me.is_admin else "/chat"
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.allow_header(status_code)
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, tornado.web.HTTPError):
             message = {

@@ -157,7 +157,7 @@ class HistoryQuery:
         if count is not None and count < 1:
             raise invalid("limit must be at least 1.")
         return cls(
-            with_=None if with_ in (None, "") else user_name(with_, "with"),
+            with_=None if with_ is None else user_name(with_, "with"),
             before=query_id(before, "before"),
             limit=count or HISTORY_DEFAULT,
         )

@@ -142,7 +142,12 @@ def test_sync_refuses_bad_after(after):
 
 def test_history_defaults():
     assert HistoryQuery.parse(None, None, None) == HistoryQuery(with_=None, before=None, limit=50)
-    assert HistoryQuery.parse("", "", "") == HistoryQuery(with_=None, before=None, limit=50)
+    assert HistoryQuery.parse(None, "", "") == HistoryQuery(with_=None, before=None, limit=50)
+
+
+def test_history_refuses_an_empty_with():
+    # Left out means "my own conversation"; given, it must name a user.
+    invalid(HistoryQuery.parse, "", None, None)
 
 
 def test_history_reads_with_before_and_limit():
