@@ -22,7 +22,7 @@ from services.wire import (
 log = logging.getLogger(__name__)
 
 
-class SocketServer(Protocol):
+class Emitter(Protocol):
     """What fan-out needs of `socketio.AsyncServer`."""
 
     async def emit(
@@ -35,13 +35,13 @@ class SocketServer(Protocol):
 class Fanout:
     def __init__(self, connections: Connections, cluster: Cluster) -> None:
         self.connections, self.cluster = connections, cluster
-        self._server: SocketServer | None = None
+        self._server: Emitter | None = None
 
-    def attach(self, server: SocketServer) -> None:
+    def attach(self, server: Emitter) -> None:
         self._server = server
 
     @property
-    def server(self) -> SocketServer:
+    def server(self) -> Emitter:
         if self._server is None:
             raise RuntimeError("fan-out used before a Socket.IO server was attached")
         return self._server
