@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/run.py [--db sqlite|mariadb] [--workers N] [--windows 1,4]
                                   [--rounds 3] [--targets server,baseline] [--idle 2000,5000]
+                                  [--server-dir NAME=PATH] (target server@NAME; server:N = N
+                                  processes on Redis)
 
 For each round and each window size it runs the real server (`server.py`) and the baseline
 (`bench/baseline_server.py`) one after the other on the same database, in alternating order
@@ -60,19 +62,34 @@ def wait_http(url: str, timeout: float = 60) -> None:
 class Servers:
     """N processes of the server or of the baseline, on consecutive ports."""
 
-    def __init__(self, target: str, env: dict[str, str], port: int, workers: int, logdir: Path):
+    def __init__(
+        self,
+        target: str,
+        env: dict[str, str],
+        port: int,
+        workers: int,
+        logdir: Path,
+        dirs: dict[str, Path] | None = None,
+    ):
+        """`target`: "server", "baseline", "server@NAME" (server.py of the checkout
+        dirs[NAME]), optionally with ":N" for N processes on Redis (overrides `workers`)."""
         self.procs: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
-        script = ["server.py"] if target == "server" else [str(BENCH / "baseline_server.py")]
+        name, _, count = target.partition(":")
+        workers = int(count) if count else workers
+        kind, _, checkout = name.partition("@")
+        cwd = (dirs or {})[checkout] if checkout else ROOT
+        script = ["server.py"] if kind == "server" else [str(BENCH / "baseline_server.py")]
         for i in range(workers):
             p = port + i
             wenv = dict(env, PORT=str(p))
             if workers > 1:
                 wenv["WORKER_ID"] = f"w{i}"
-            errlog = (logdir / f"{target}-{p}.log").open("ab")
+                wenv.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+            errlog = (logdir / f"{target.replace('/', '_')}-{p}.log").open("ab")
             self.procs.append(
                 subprocess.Popen(  # noqa: S603 - our own interpreter and script
-                    [PY, *script, "--port", str(p)], cwd=ROOT, env=wenv, stderr=errlog
+                    [PY, *script, "--port", str(p)], cwd=cwd, env=wenv, stderr=errlog
                 )
             )
             self.urls.append(f"http://127.0.0.1:{p}")
@@ -147,14 +164,16 @@ def summary(results: list[dict[str, Any]], db: str, workers: int) -> str:
             f"\n{db}, {workers} process(es), W={window}: medians of "
             + ", ".join(f"{len(rows[t])} {t}" for t in targets)
         )
-        out.append(f"| figure | {' | '.join(targets)} | server/baseline |")
-        out.append("|" + " --- |" * (len(targets) + 2))
+        # One ratio column per other target: the first target's median over that one's.
+        ratios = [f"{targets[0]}/{t}" for t in targets[1:]]
+        out.append(f"| figure | {' | '.join(targets + ratios)} |")
+        out.append("|" + " --- |" * (len(targets) + len(ratios) + 1))
         for name, path in FIGURES:
             meds = [median(rows[t], path) for t in targets]
-            ratio = ""
-            if len(meds) == 2 and meds[0] is not None and meds[1]:
-                ratio = f"{meds[0] / meds[1]:.2f}"
-            out.append(f"| {name} | {' | '.join(str(m) for m in meds)} | {ratio} |")
+            cells = [str(m) for m in meds]
+            for m in meds[1:]:
+                cells.append(f"{meds[0] / m:.2f}" if meds[0] is not None and m else "")
+            out.append(f"| {name} | {' | '.join(cells)} |")
         bad = sum(
             r["acked_not_delivered"] + r["duplicates_delivered"] for t in targets for r in rows[t]
         )
@@ -196,8 +215,22 @@ def main() -> int:
     parser.add_argument("--client", choices=["raw", "socketio"], default="raw")
     parser.add_argument("--idle", default="", help="idle socket counts, e.g. 2000,5000")
     parser.add_argument("--profile", default="", help="py-spy SVG of the first server run")
+    parser.add_argument(
+        "--profile-window", type=int, default=0, help="profile the first server run of this W"
+    )
+    parser.add_argument(
+        "--server-dir",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another checkout whose server.py runs as target server@NAME (same venv)",
+    )
     parser.add_argument("--out", default=str(BENCH / "results.jsonl"))
     args = parser.parse_args()
+    dirs = {}
+    for item in args.server_dir:
+        name, _, path = item.partition("=")
+        dirs[name] = Path(path).resolve()
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
@@ -216,9 +249,9 @@ def main() -> int:
     else:
         create_mariadb(dbname)
         env["DATABASE_URL"] = f"mysql://root@127.0.0.1/{dbname}"
+    env["REDIS_PREFIX"] = f"bench{secrets.token_hex(4)}"  # used by targets with >1 process
     if args.workers > 1:
         env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
-        env["REDIS_PREFIX"] = f"bench{secrets.token_hex(4)}"
     tokens = tmp / "tokens.json"
     sizes = ["--users", str(args.users), "--admins", str(args.admins)]
     results: list[dict[str, Any]] = []
@@ -248,9 +281,13 @@ def main() -> int:
                 for window in [int(w) for w in args.windows.split(",")]:
                     for target in order:
                         log(f"round {rnd + 1}/{args.rounds}, W={window}: {target}")
-                        running = Servers(target, env, args.port, args.workers, tmp)
+                        running = Servers(target, env, args.port, args.workers, tmp, dirs)
                         spy = None
-                        if target == "server" and not profiled:
+                        if (
+                            target == "server"
+                            and not profiled
+                            and args.profile_window in (0, window)
+                        ):
                             profiled = True
                             spy = subprocess.Popen(  # noqa: S603 - py-spy from the venv
                                 [
@@ -283,13 +320,14 @@ def main() -> int:
                             target,
                         ]
                         r = load("messages", running.urls, running.pids, tokens, extra)
+                        running_pids = running.pids
                         running.stop()
                         running = None
                         if spy is not None:
                             spy.wait(60)
                         if r is None:
                             continue
-                        r.update(db=args.db, workers=args.workers, round=rnd + 1)
+                        r.update(db=args.db, workers=len(running_pids), round=rnd + 1)
                         results.append(r)
                         out.write(json.dumps(r) + "\n")
                         out.flush()
