@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -110,6 +111,26 @@ async def database_url_for(kind: str, tmp_path: Path) -> str:
             await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
     await engine.dispose()
     return url
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a server process of a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def forget_redis_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every Redis key a test's servers made under their prefix."""
+    from redis import asyncio as aioredis
+
+    redis = aioredis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
 
 
 FAST_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -278,11 +299,7 @@ class OwnRedis:
     """A redis-server of the test's own on a free port, to stop and start at will."""
 
     def __init__(self, binary: str) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.binary = binary
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, REQUIRE
-from tests.integration.test_process import ROOT, clean_env, free_port, wait_healthy
+from tests.conftest import PASSWORD, REQUIRE, free_port
+from tests.integration.test_process import ROOT, clean_env, wait_healthy
 
 pytestmark = pytest.mark.slow
 EXAMPLES = "40"

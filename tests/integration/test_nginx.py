@@ -13,7 +13,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,13 +25,20 @@ import argon2
 import httpx
 import pytest
 import socketio
-from redis import asyncio as aioredis
 from sqlalchemy import insert
 
 from config.settings import parse_database_url
 from models.db import make_engine
 from models.user import User
-from tests.conftest import PASSWORD, REQUIRE, Client, _fresh_server_database, service_url
+from tests.conftest import (
+    PASSWORD,
+    REQUIRE,
+    Client,
+    _fresh_server_database,
+    forget_redis_prefix,
+    free_port,
+    service_url,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.mariadb]
 
@@ -48,12 +54,6 @@ def password_hash() -> str:
     if not _HASH:
         _HASH.append(argon2.PasswordHasher().hash(PASSWORD))
     return _HASH[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def nginx_binary() -> str:
@@ -344,13 +344,7 @@ async def deploy(tmp_path: Path) -> AsyncIterator[DeploymentFactory]:
             _stop(deployment.nginx, signal.SIGTERM, 10)  # fast shutdown: drops open sockets
         for worker in deployment.workers.values():
             _stop(worker.proc, signal.SIGKILL, 10)
-        redis = aioredis.from_url(redis_url)
-        try:
-            keys = [k async for k in redis.scan_iter(match=f"{deployment.redis_prefix}:*")]
-            if keys:
-                await redis.delete(*keys)
-        finally:
-            await redis.aclose()
+        await forget_redis_prefix(redis_url, deployment.redis_prefix)
 
 
 async def test_polling_and_websocket_clients_on_two_workers_exchange_messages(
@@ -718,10 +712,4 @@ async def test_readme_production_steps_run_two_workers_behind_nginx(tmp_path: Pa
         if workers:
             os.killpg(shell.pid, signal.SIGKILL)
             _wait_gone(workers, 10)
-        redis = aioredis.from_url(redis_url)
-        try:
-            keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await redis.delete(*keys)
-        finally:
-            await redis.aclose()
+        await forget_redis_prefix(redis_url, prefix)

@@ -13,7 +13,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,19 +23,19 @@ import socketio
 from sqlalchemy import text
 
 from models.db import make_engine
-from tests.conftest import PASSWORD, _fresh_server_database, service_url
+from tests.conftest import (
+    PASSWORD,
+    _fresh_server_database,
+    forget_redis_prefix,
+    free_port,
+    service_url,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.mariadb]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CYCLES = int(os.environ.get("CRASH_CYCLES", "3"))
 USERS = 6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Worker:
@@ -182,6 +181,7 @@ async def test_no_acked_message_is_lost_or_doubled_when_workers_crash(tmp_path: 
     finally:
         for worker in workers:
             worker.kill()
+        await forget_redis_prefix(env["REDIS_URL"], env["REDIS_PREFIX"])
 
     acked = {(s.name, cid): mid for s in senders for cid, mid in s.acked.items()}
     stored: dict[tuple[str, str], list[int]] = {}
