@@ -203,6 +203,10 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
     assert during["ok"] is True  # stored; recovered by sync below
     # Delivery on one worker goes on for its own sockets without the broker.
     assert (await chief_on_b.wait_for("mensaje_privado", 2))[1] == during["message"]
+    # Logins (throttling falls back to this process) and handshakes (presence is not
+    # recorded meanwhile) still work.
+    late = await b.connect(await b.login("ana"))
+    assert (await late.call("sync", {"after": 0}))["ok"] is True
 
     own_redis.start()
     started = time.monotonic()
