@@ -6,11 +6,15 @@
 
 `setup` registers the users (POST /api/register) and logs everyone in (POST /api/login;
 admins must exist already: `server.py adduser NAME --name N --admin`), keeping the tokens in
-FILE. `messages` is a closed loop: each user keeps `--window` messages in flight
-(`mensaje_privado` with an ack and a unique client_msg_id); the admins receive every user
-message and one of them replies to a fraction `--reply` of them. `idle` opens N idle
-WebSockets and reports the server's RSS per socket. Results: a human table on stderr, one
-JSON line on stdout. Exit status 1 when a correctness counter is not 0.
+FILE. `messages` is a closed loop by default: each user keeps `--window` messages in flight
+(`mensaje_privado` with an ack and a unique client_msg_id); with `--rate R` it is an open
+loop instead: the users send R messages a second in total on a fixed schedule, whatever the
+acks, at most `--cap` in flight per user (what the cap holds back is counted, not sent), and
+latency is measured from each message's scheduled time. The admins receive every user
+message and one of them replies to a fraction `--reply` of them. After sending stops, the
+run waits `--drain` seconds, then up to `--settle` more for late deliveries. `idle` opens N
+idle WebSockets and reports the server's RSS per socket. Results: a human table on stderr,
+one JSON line on stdout. Exit status 1 when a correctness counter is not 0.
 
 Two client implementations (`--client`): `raw` (default), a minimal Engine.IO v4 /
 Socket.IO v5 client over aiohttp WebSockets, and `socketio`, python-socketio's AsyncClient.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import json
 import os
 import random
@@ -29,7 +34,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +68,19 @@ def proc_rss_kb(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
 
 
-def percentiles(values: list[float]) -> dict[str, float | None]:
+def percentiles(values: list[float], with_max: bool = False) -> dict[str, float | None]:
+    keys = ["p50", "p95", "p99"] + (["max"] if with_max else [])
     if not values:
-        return {"p50": None, "p95": None, "p99": None}
+        return dict.fromkeys(keys)
     s = sorted(values)
 
     def at(q: float) -> float:
         return round(s[min(len(s) - 1, int(q * len(s)))] * 1000, 2)  # ms
 
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
+    out: dict[str, float | None] = {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
+    if with_max:
+        out["max"] = round(s[-1] * 1000, 2)
+    return out
 
 
 # -- clients --------------------------------------------------------------------------------
@@ -262,18 +271,28 @@ async def messages(args: argparse.Namespace) -> int:
     usage = Usage(args.server_pid)
     run = uuid.uuid4().hex[:8]
     client_cls = CLIENTS[args.client]
-    sent_at: dict[str, float] = {}  # client_msg_id -> send time (monotonic)
+    open_loop = args.rate > 0
+    sent_at: dict[str, float] = {}  # client_msg_id -> send time (monotonic; open loop: scheduled)
     expected: dict[int, set[str]] = {}  # message id -> who must receive it
     received: dict[int, Counter[str]] = defaultdict(Counter)
     ack_lat: list[tuple[float, float]] = []  # (send time, latency)
     deliv_lat: list[tuple[float, float]] = []
     ok_at: list[float] = []  # time of each ok ack
+    ok_user_at: list[float] = []  # time of each ok ack of a user message
     delivered_at: list[float] = []
     errors: Counter[str] = Counter()
     stop = asyncio.Event()
     reply_queues: list[asyncio.Queue[dict[str, Any]]] = [asyncio.Queue() for _ in admins]
     reply_threshold = int(args.reply * 1000)
     admin_set = set(admins)
+    # Open loop: scheduled user messages, what was sent (with its lateness), what the cap held.
+    scheduled_at: list[float] = []
+    send_lag: list[tuple[float, float]] = []  # (scheduled time, actual send - scheduled)
+    capped_at: dict[str, list[float]] = {"user": [], "admin": []}
+    in_flight: Counter[str] = Counter()  # per sender, open loop
+    in_flight_max = 0
+    tasks: set[asyncio.Task[None]] = set()
+    fire_reply: Callable[[int, dict[str, Any], float], None] | None = None
 
     def on_event_for(me: str, admin_index: int | None) -> OnEvent:
         def on_event(name: str, m: Any) -> None:
@@ -290,7 +309,11 @@ async def messages(args: argparse.Namespace) -> int:
             mid = m["id"]
             # One admin answers, chosen by the id; a fraction `reply` of the messages.
             if mid % len(admins) == admin_index and (mid * 2654435761) % 1000 < reply_threshold:
-                if not stop.is_set():
+                if stop.is_set():
+                    return
+                if fire_reply is not None:
+                    fire_reply(admin_index, m, now)
+                else:
                     reply_queues[admin_index].put_nowait(m)
 
         return on_event
@@ -315,12 +338,15 @@ async def messages(args: argparse.Namespace) -> int:
                 errors[f"{kind}:{(ack or {}).get('error', 'bad_ack')}"] += 1
                 return
             ok_at.append(now)
+            if kind == "user":
+                ok_user_at.append(now)
             ack_lat.append((t0, now - t0))
             expected[ack["message"]["id"]] = expect
 
+        pad = "x" * max(0, args.text_size - 40)
+
         async def user_loop(client: Any, user: str, lane: int) -> None:
             seq = 0
-            pad = "x" * max(0, args.text_size - 40)
             while not stop.is_set():
                 seq += 1
                 cid = f"{run}.{user}.{lane}.{seq}"
@@ -336,6 +362,13 @@ async def messages(args: argparse.Namespace) -> int:
                     continue
                 await record_ack("user", t0, ack, admin_set)
 
+        def reply_payload(admin: str, seq: int, m: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "to": m["from"],
+                "text": f"re: {m['id']}",
+                "client_msg_id": f"{run}.{admin}.{seq}.{random.random()}",  # noqa: S311
+            }
+
         async def admin_loop(client: Any, admin: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
             seq = 0
             while True:
@@ -343,11 +376,7 @@ async def messages(args: argparse.Namespace) -> int:
                 if stop.is_set():
                     continue
                 seq += 1
-                payload = {
-                    "to": m["from"],
-                    "text": f"re: {m['id']}",
-                    "client_msg_id": f"{run}.{admin}.{seq}.{random.random()}",  # noqa: S311
-                }
+                payload = reply_payload(admin, seq, m)
                 t0 = time.monotonic()
                 try:
                     ack = await client.call("mensaje_privado", payload)
@@ -356,51 +385,180 @@ async def messages(args: argparse.Namespace) -> int:
                     continue
                 await record_ack("admin", t0, ack, (admin_set - {admin}) | {m["from"]})
 
-        senders = [
-            asyncio.create_task(user_loop(c, u, lane))
-            for c, u in zip(user_clients, users, strict=True)
-            for lane in range(args.window)
-        ]
-        repliers = [
-            asyncio.create_task(admin_loop(c, a, reply_queues[i]))
-            for i, (c, a) in enumerate(zip(admin_clients, admins, strict=True))
-            for _ in range(args.window)
-        ]
+        # -- open loop: one dispatcher walks the merged schedule of all users -----------------
+
+        async def send_open(
+            kind: str,
+            client: Any,
+            sender: str,
+            payload: dict[str, Any],
+            t0: float,
+            expect: set[str],
+        ) -> None:
+            """One message sent at (or, when this client is behind, after) its scheduled time
+            t0; its latency counts from t0."""
+            send_lag.append((t0, time.monotonic() - t0))
+            try:
+                ack = await client.call("mensaje_privado", payload)
+            except Exception as exc:
+                errors[f"{kind}:{type(exc).__name__}"] += 1
+                return
+            finally:
+                in_flight[sender] -= 1
+            await record_ack(kind, t0, ack, expect)
+
+        def launch(
+            kind: str, sender: str, t0: float, make: Callable[[], Coroutine[Any, Any, None]]
+        ) -> None:
+            nonlocal in_flight_max
+            if in_flight[sender] >= args.cap:
+                capped_at[kind].append(t0)
+                return
+            in_flight[sender] += 1
+            in_flight_max = max(in_flight_max, in_flight[sender])
+            task = asyncio.create_task(make())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        reply_seq = [0] * len(admins)
+
+        def open_reply(admin_index: int, m: dict[str, Any], now: float) -> None:
+            admin = admins[admin_index]
+            reply_seq[admin_index] += 1
+            payload = reply_payload(admin, reply_seq[admin_index], m)
+            expect = (admin_set - {admin}) | {m["from"]}
+            client = admin_clients[admin_index]
+            launch(
+                "admin", admin, now, lambda: send_open("admin", client, admin, payload, now, expect)
+            )
+
+        async def dispatcher(t_begin: float, t_stop: float) -> None:
+            rng = random.Random(args.seed)  # noqa: S311 - a load schedule, not a secret
+            per_user = args.rate / len(users)
+
+            def gap() -> float:
+                if args.arrival == "uniform":
+                    return float(1 / per_user)
+                return rng.expovariate(per_user)
+
+            # First send: uniform, a random phase within the period; Poisson (memoryless), an
+            # exponential gap from the start.
+            heap = [
+                (t_begin + (rng.random() if args.arrival == "uniform" else 1) * gap(), i)
+                for i in range(len(users))
+            ]
+            heapq.heapify(heap)
+            seqs = [0] * len(users)
+            burst = 0
+            while True:
+                t, i = heap[0]
+                if t >= t_stop:
+                    return
+                now = time.monotonic()
+                if t > now:
+                    burst = 0
+                    await asyncio.sleep(t - now)
+                    continue
+                heapq.heapreplace(heap, (t + gap(), i))
+                user, client = users[i], user_clients[i]
+                seqs[i] += 1
+                cid = f"{run}.{user}.{seqs[i]}"
+                payload = {"text": f"hello {user} #{seqs[i]} {pad}", "client_msg_id": cid}
+                scheduled_at.append(t)
+                sent_at[cid] = t
+
+                def make(
+                    c: Any = client, u: str = user, p: dict[str, Any] = payload, t0: float = t
+                ) -> Coroutine[Any, Any, None]:
+                    return send_open("user", c, u, p, t0, admin_set)
+
+                launch("user", user, t, make)
+                burst += 1
+                if burst % 64 == 0:  # behind schedule: let the sends and acks run meanwhile
+                    await asyncio.sleep(0)
+
+        if open_loop:
+            fire_reply = open_reply
+            t_begin = time.monotonic()
+            senders = [
+                asyncio.create_task(
+                    dispatcher(t_begin, t_begin + args.warmup + args.duration + 0.05)
+                )
+            ]
+            repliers: list[asyncio.Task[None]] = []
+        else:
+            senders = [
+                asyncio.create_task(user_loop(c, u, lane))
+                for c, u in zip(user_clients, users, strict=True)
+                for lane in range(args.window)
+            ]
+            repliers = [
+                asyncio.create_task(admin_loop(c, a, reply_queues[i]))
+                for i, (c, a) in enumerate(zip(admin_clients, admins, strict=True))
+                for _ in range(args.window)
+            ]
         await asyncio.sleep(args.warmup)
         before = usage.snap()
         await asyncio.sleep(args.duration)
         after = usage.snap()
         rss = usage.rss_kb()
         stop.set()
+        t_stop = time.monotonic()
         for q in reply_queues:
             while not q.empty():
                 q.get_nowait()
         await asyncio.wait(senders, timeout=60)
+        if tasks:  # open loop: the messages still in flight get their acks (or time out)
+            await asyncio.wait(set(tasks), timeout=65)
         await asyncio.sleep(0.5)
         for r in repliers:
             r.cancel()
+        t_acked = time.monotonic()
         await asyncio.sleep(args.drain)  # let the last deliveries arrive
+
+        def missing_pairs() -> set[tuple[int, str]]:
+            return {
+                (mid, who)
+                for mid, want in expected.items()
+                for who in want - received.get(mid, Counter()).keys()
+            }
+
+        at_drain = missing_pairs()
+        t_settled = time.monotonic()
+        still = at_drain
+        if at_drain and args.settle > 0:  # keep listening: late, or lost?
+            deadline = t_settled + args.settle
+            while still and time.monotonic() < deadline:
+                await asyncio.sleep(0.25)
+                still = {(mid, who) for mid, who in still if not received[mid].get(who)}
+            t_settled = time.monotonic()
         disconnected = sum(c.closed for c in admin_clients + user_clients)
         for c in admin_clients + user_clients:
             await c.close()
 
     t_start, t_end = before["wall"], after["wall"]
     window = t_end - t_start
-    acked = sum(t_start <= t < t_end for t in ok_at)
-    missing = sum(len(want - received.get(mid, Counter()).keys()) for mid, want in expected.items())
+
+    def in_window(times: list[float]) -> int:
+        return sum(t_start <= t < t_end for t in times)
+
+    acked = in_window(ok_at)
+    missing = len(still)
     duplicates = sum(n - 1 for c in received.values() for n in c.values() if n > 1)
     unexpected = sum(1 for mid in received if mid not in expected)
-    result = {
+    result: dict[str, Any] = {
         "mode": "messages",
         "label": args.label,
         "client": args.client,
         "users": len(users),
         "admins": len(admins),
-        "window": args.window,
+        "load": "open" if open_loop else "closed",
+        "window": None if open_loop else args.window,
+        "rate": args.rate if open_loop else None,
         "reply": args.reply,
         "duration_s": round(window, 2),
         "acked_per_s": round(acked / window, 1),
-        "deliveries_per_s": round(sum(t_start <= t < t_end for t in delivered_at) / window, 1),
+        "deliveries_per_s": round(in_window(delivered_at) / window, 1),
         "ack_latency_ms": percentiles([lat for t, lat in ack_lat if t_start <= t < t_end]),
         "delivery_latency_ms": percentiles([lat for t, lat in deliv_lat if t_start <= t < t_end]),
         "server_cpu_ms_per_msg": round(
@@ -416,13 +574,36 @@ async def messages(args: argparse.Namespace) -> int:
             (after["client_cpu"] - before["client_cpu"]) * 1000 / max(acked, 1), 3
         ),
         "server_rss_mb": round(rss / 1024, 1),
-        "acked_total": len(expected),
-        "acked_not_delivered": missing,
-        "duplicates_delivered": duplicates,
-        "unexpected_deliveries": unexpected,
-        "errors": dict(errors),
-        "disconnected": disconnected,
     }
+    if open_loop:
+        scheduled = in_window(scheduled_at)
+        capped_user = in_window(capped_at["user"])
+        result.update(
+            arrival=args.arrival,
+            cap=args.cap,
+            offered_per_s=round(scheduled / window, 1),
+            sent_per_s=round((scheduled - capped_user) / window, 1),
+            achieved_per_s=round(in_window(ok_user_at) / window, 1),
+            replies_per_s=round((acked - in_window(ok_user_at)) / window, 1),
+            not_sent_cap={"user": capped_user, "admin": in_window(capped_at["admin"])},
+            not_sent_cap_total={k: len(v) for k, v in capped_at.items()},
+            not_sent_share=round(capped_user / max(scheduled, 1), 4),
+            send_lag_ms=percentiles(
+                [lag for t, lag in send_lag if t_start <= t < t_end], with_max=True
+            ),
+            in_flight_max=in_flight_max,
+        )
+    result.update(
+        acks_done_after_stop_s=round(t_acked - t_stop, 2),
+        acked_total=len(expected),
+        delivered_late=len(at_drain) - missing,
+        acked_not_delivered=missing,
+        settle_waited_s=round(t_settled - t_acked - args.drain, 2) if args.settle > 0 else 0,
+        duplicates_delivered=duplicates,
+        unexpected_deliveries=unexpected,
+        errors=dict(errors),
+        disconnected=disconnected,
+    )
     print_table(result)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0 if missing == 0 and duplicates == 0 else 1
@@ -432,7 +613,7 @@ def print_table(r: dict[str, Any]) -> None:
     rows = []
     for k, v in r.items():
         if isinstance(v, dict) and {"p50", "p95", "p99"} <= v.keys():
-            v = f"p50 {v['p50']}  p95 {v['p95']}  p99 {v['p99']}"
+            v = "  ".join(f"{q} {x}" for q, x in v.items())
         rows.append((k, v))
     width = max(len(k) for k, _ in rows)
     sys.stderr.write("".join(f"  {k:<{width}}  {v}\n" for k, v in rows))
@@ -501,7 +682,27 @@ def main() -> int:
     parser.add_argument("--reply", type=float, default=0.2, help="fraction the admins answer")
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
-    parser.add_argument("--drain", type=float, default=2)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="open loop: user messages per second in total, on a fixed schedule (0: closed loop)",
+    )
+    parser.add_argument("--cap", type=int, default=64, help="open loop: in flight per sender")
+    parser.add_argument(
+        "--arrival",
+        choices=["poisson", "uniform"],
+        default="poisson",
+        help="open loop: each user's send times, Poisson or evenly spaced (random phase)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="open loop: the schedule's seed")
+    parser.add_argument("--drain", type=float, default=2, help="seconds left for deliveries")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0,
+        help="then up to this many more seconds to tell late deliveries from lost ones",
+    )
     parser.add_argument("--text-size", type=int, default=100)
     parser.add_argument("--server-pid", type=int, action="append", default=[])
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw")
@@ -512,7 +713,7 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=5, help="idle: seconds held open")
     args = parser.parse_args()
     raise_nofile()
-    run: dict[str, Callable[[argparse.Namespace], Awaitable[int]]] = {
+    run: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "setup": setup,
         "messages": messages,
         "idle": idle,

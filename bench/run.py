@@ -1,11 +1,14 @@
 """One command: start the server (and the baseline), run the load, print the figures, stop all.
 
     .venv/bin/python bench/run.py [--db sqlite|mariadb] [--workers N] [--windows 1,4]
+                                  [--rates 500,1000 --cap 64 --settle 30]
                                   [--rounds 3] [--targets server,baseline] [--idle 2000,5000]
                                   [--server-dir NAME=PATH] (target server@NAME; server:N = N
                                   processes on Redis)
 
-For each round and each window size it runs the real server (`server.py`) and the baseline
+For each round and each load point (a window size W of the closed loop, `--windows`, or a
+rate R of the open loop, `--rates`: R user messages a second in total on a fixed schedule,
+whatever the acks) it runs the real server (`server.py`) and the baseline
 (`bench/baseline_server.py`) one after the other on the same database, in alternating order
 from round to round, each under `bench/load.py messages`; then the idle-socket runs against
 the real server. It prints each run's table, then medians per target and the ratio
@@ -136,6 +139,13 @@ def median(rows: list[dict[str, Any]], path: str) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
 
+OPEN_FIGURES = [
+    ("offered user msg/s", "offered_per_s"),
+    ("achieved user msg/s", "achieved_per_s"),
+    ("not sent (cap), share", "not_sent_share"),
+    ("client send lag p99 ms", "send_lag_ms.p99"),
+]
+
 FIGURES = [
     ("acked msg/s", "acked_per_s"),
     ("deliveries/s", "deliveries_per_s"),
@@ -152,32 +162,51 @@ FIGURES = [
 ]
 
 
+def point_of(r: dict[str, Any]) -> tuple[int, float]:
+    """The load point of a result: (0, W) closed loop, (1, R) open loop."""
+    return (1, r["rate"]) if r.get("rate") else (0, r["window"])
+
+
+def point_label(point: tuple[int, float], cap: Any = None) -> str:
+    kind, value = point
+    if kind == 0:
+        return f"W={value} (closed loop)"
+    return f"R={value:g} user msg/s (open loop, cap {cap} in flight per sender)"
+
+
 def summary(results: list[dict[str, Any]], db: str, workers: int) -> str:
     out = []
-    for window in sorted({r["window"] for r in results}):
-        rows = {
-            t: [r for r in results if r["window"] == window and r["label"] == t]
-            for t in {r["label"] for r in results}
-        }
+    for point in sorted({point_of(r) for r in results}):
+        at_point = [r for r in results if point_of(r) == point]
+        rows = {t: [r for r in at_point if r["label"] == t] for t in {r["label"] for r in at_point}}
         targets = sorted(rows, key=lambda t: t != "server")
         out.append(
-            f"\n{db}, {workers} process(es), W={window}: medians of "
-            + ", ".join(f"{len(rows[t])} {t}" for t in targets)
+            f"\n{db}, {workers} process(es), {point_label(point, at_point[0].get('cap'))}: "
+            "medians of " + ", ".join(f"{len(rows[t])} {t}" for t in targets)
         )
         # One ratio column per other target: the first target's median over that one's.
         ratios = [f"{targets[0]}/{t}" for t in targets[1:]]
         out.append(f"| figure | {' | '.join(targets + ratios)} |")
         out.append("|" + " --- |" * (len(targets) + len(ratios) + 1))
-        for name, path in FIGURES:
+        for name, path in (OPEN_FIGURES if point[0] else []) + FIGURES:
             meds = [median(rows[t], path) for t in targets]
             cells = [str(m) for m in meds]
             for m in meds[1:]:
                 cells.append(f"{meds[0] / m:.2f}" if meds[0] is not None and m else "")
             out.append(f"| {name} | {' | '.join(cells)} |")
-        bad = sum(
-            r["acked_not_delivered"] + r["duplicates_delivered"] for t in targets for r in rows[t]
+        bad = sum(r["acked_not_delivered"] + r["duplicates_delivered"] for r in at_point)
+        late = sum(r.get("delivered_late", 0) for r in at_point)
+        out.append(
+            f"correctness (acked-not-delivered + duplicates, all runs): {bad}; "
+            f"delivered late (after the drain): {late}"
         )
-        out.append(f"correctness (acked-not-delivered + duplicates, all runs): {bad}")
+        for t in targets:
+            per_run = ", ".join(
+                f"{r.get('achieved_per_s', r['acked_per_s'])}/{r['server_cpu_ms_per_msg']}"
+                f"/{r['ack_latency_ms']['p99']}" + ("" if r["acked_not_delivered"] == 0 else "!")
+                for r in rows[t]
+            )
+            out.append(f"per run, {t} (msg/s / CPU ms/msg / ack p99 ms): {per_run}")
     return "\n".join(out)
 
 
@@ -206,7 +235,20 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=3900)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--admins", type=int, default=5)
-    parser.add_argument("--windows", default="1", help="comma-separated window sizes")
+    parser.add_argument(
+        "--windows", default="", help="closed loop: comma-separated window sizes (default 1)"
+    )
+    parser.add_argument(
+        "--rates",
+        default="",
+        help="open loop: comma-separated total user msg/s, e.g. 500,1000 (after the windows)",
+    )
+    parser.add_argument("--cap", type=int, default=64, help="open loop: in flight per sender")
+    parser.add_argument("--arrival", choices=["poisson", "uniform"], default="poisson")
+    parser.add_argument("--drain", type=float, default=2, help="seconds left for deliveries")
+    parser.add_argument(
+        "--settle", type=float, default=0, help="then up to this long for late deliveries"
+    )
     parser.add_argument("--reply", type=float, default=0.2)
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
@@ -227,6 +269,11 @@ def main() -> int:
     )
     parser.add_argument("--out", default=str(BENCH / "results.jsonl"))
     args = parser.parse_args()
+    if not args.windows and not args.rates:
+        args.windows = "1"
+    points = [("--window", w) for w in args.windows.split(",") if w] + [
+        ("--rate", r) for r in args.rates.split(",") if r
+    ]
     dirs = {}
     for item in args.server_dir:
         name, _, path = item.partition("=")
@@ -278,9 +325,11 @@ def main() -> int:
         with Path(args.out).open("a") as out:
             for rnd in range(args.rounds):
                 order = targets if rnd % 2 == 0 else targets[::-1]
-                for window in [int(w) for w in args.windows.split(",")]:
+                for option, value in points:
+                    window = int(value) if option == "--window" else 0
+                    name = f"W={value}" if window else f"R={value} msg/s"
                     for target in order:
-                        log(f"round {rnd + 1}/{args.rounds}, W={window}: {target}")
+                        log(f"round {rnd + 1}/{args.rounds}, {name}: {target}")
                         running = Servers(target, env, args.port, args.workers, tmp, dirs)
                         spy = None
                         if (
@@ -306,8 +355,16 @@ def main() -> int:
                             )
                         extra = [
                             *sizes,
-                            "--window",
-                            str(window),
+                            option,
+                            value,
+                            "--cap",
+                            str(args.cap),
+                            "--arrival",
+                            args.arrival,
+                            "--drain",
+                            str(args.drain),
+                            "--settle",
+                            str(args.settle),
                             "--reply",
                             str(args.reply),
                             "--duration",
@@ -331,10 +388,18 @@ def main() -> int:
                         results.append(r)
                         out.write(json.dumps(r) + "\n")
                         out.flush()
+                        offered = (
+                            f"offered {r['offered_per_s']} achieved {r['achieved_per_s']} user"
+                            f" msg/s, not sent (cap) {r['not_sent_cap']}, "
+                            if r.get("rate")
+                            else ""
+                        )
                         log(
-                            f"  {r['acked_per_s']} msg/s, {r['server_cpu_ms_per_msg']} ms CPU/msg,"
+                            f"  {offered}{r['acked_per_s']} msg/s acked,"
+                            f" {r['server_cpu_ms_per_msg']} ms CPU/msg,"
                             f" ack p50/p99 {r['ack_latency_ms']['p50']}/"
-                            f"{r['ack_latency_ms']['p99']} ms, missing {r['acked_not_delivered']},"
+                            f"{r['ack_latency_ms']['p99']} ms, late {r.get('delivered_late', 0)},"
+                            f" missing {r['acked_not_delivered']},"
                             f" dup {r['duplicates_delivered']}, errors {r['errors']}"
                         )
             idle_results = []
