@@ -23,6 +23,7 @@ from services.limits import (
     TokenBuckets,
 )
 from services.presence import Connections
+from services.relay import RelayGate
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Services:
     fanout: Fanout
     connections: Connections
     cluster: Cluster
+    relay: RelayGate
 
     @classmethod
     def build(
@@ -62,7 +64,8 @@ class Services:
             limits = RedisTokenBuckets(redis, prefix, settings.msg_rate, settings.msg_burst)
             failures = RedisSlidingWindow(redis, prefix, settings.login_failures_per_minute, 60.0)
         connections = Connections()
-        fanout = Fanout(connections, cluster)
+        relay = RelayGate(cluster)
+        fanout = Fanout(connections, cluster, relay)
         auth = Auth(
             settings,
             sessions,
@@ -79,14 +82,17 @@ class Services:
             limits=limits,
             fanout=fanout,
             cluster=cluster,
+            relay=relay,
         )
-        return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster)
+        return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster, relay)
 
     async def start(self) -> None:
         await self.auth.revocations.load()
         await self.cluster.start(self.on_control)
+        self.relay.start()
 
     async def close(self) -> None:
+        await self.relay.close()
         await self.cluster.close()
 
     async def on_control(self, message: Control) -> None:
@@ -94,6 +100,8 @@ class Services:
         op = message.get("op")
         if op == "revoked":
             self.auth.revocations.remember(str(message["jti"]), float(message["exp"]))
+        elif op == "relay":
+            self.relay.on_news(message)
         elif op == "resync":  # the channel was down: news was missed, Redis may be new
             await self.auth.revocations.load()
             await self.cluster.restore(self.connections.pairs())

@@ -21,6 +21,7 @@ from services.fanout import Fanout
 from services.inputs import Draft, HistoryQuery, ReadUpTo, Typing
 from services.limits import MessageLimit
 from services.metrics import MESSAGES_STORED
+from services.relay import RelayGate
 from services.wire import SYNC_LIMIT, iso
 from services.writer import GroupWriter
 
@@ -49,9 +50,10 @@ class Chat:
         limits: MessageLimit,
         fanout: Fanout,
         cluster: Cluster,
+        relay: RelayGate,
     ) -> None:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
-        self.limits, self.fanout, self.cluster = limits, fanout, cluster
+        self.limits, self.fanout, self.cluster, self.relay = limits, fanout, cluster, relay
         self.writer = GroupWriter(sessions)
 
     # -- sending ------------------------------------------------------------------------
@@ -59,6 +61,7 @@ class Chat:
     async def send(self, sender: User, draft: Draft, *, from_sid: str | None = None) -> Message:
         """Store a message once, then deliver it; returns the stored message."""
         conversation, recipient = await self._route(sender, draft.to)
+        await self.relay.admit()  # while another process's listener lags, wait for it
         if not await self.limits.take(sender.user):
             # A retry of a stored message is answered even when the bucket is empty.
             if draft.client_msg_id is not None:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from models.message import Message
 from services.cluster import Cluster, Control
 from services.presence import Connections
+from services.relay import LagSource, RelayGate
 from services.wire import (
     EV_ANNOUNCEMENT,
     EV_MESSAGE,
@@ -33,12 +34,16 @@ class Emitter(Protocol):
 
 
 class Fanout:
-    def __init__(self, connections: Connections, cluster: Cluster) -> None:
-        self.connections, self.cluster = connections, cluster
+    def __init__(self, connections: Connections, cluster: Cluster, relay: RelayGate) -> None:
+        self.connections, self.cluster, self.relay = connections, cluster, relay
         self._server: Emitter | None = None
 
     def attach(self, server: Emitter) -> None:
         self._server = server
+        manager = getattr(server, "manager", None)
+        if hasattr(manager, "probe") and hasattr(manager, "lag"):  # a broker that can tell lag
+            source: LagSource = manager  # type: ignore[assignment]
+            self.relay.attach(source)
 
     @property
     def server(self) -> Emitter:

@@ -27,3 +27,12 @@ PUBSUB_ROUNDTRIP_SECONDS = Histogram(
 HTTP_REQUESTS = Counter(
     "supportchat_http_requests_total", "HTTP requests, by route and status", ["route", "status"]
 )
+RELAY_LAG_SECONDS = Gauge(
+    "supportchat_relay_lag_seconds",
+    "How far this process's broker listener is behind (its own probe's round trip)",
+)
+RELAY_HELD = Counter(
+    "supportchat_relay_held_total",
+    "Messages held because a process's broker listener lagged, by outcome (held, refused)",
+    ["outcome"],
+)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -16,6 +18,10 @@ from redis import asyncio as aioredis
 from socketio.redis_manager import parse_redis_sentinel_url
 
 log = logging.getLogger(__name__)
+
+# A probe on the Socket.IO channel (see `RedisManager.probe`). python-socketio ignores a
+# message whose method it does not know; ours never reach it.
+PROBE_PREFIX = b'{"method": "probe"'
 
 # python-socketio takes one pooled connection per emit in flight. redis-py's own pool refuses
 # a 101st connection, and the manager then drops its client and may drop the emit: a blocking
@@ -42,14 +48,67 @@ def connect_redis(url: str) -> aioredis.Redis:
 
 
 class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """AsyncRedisManager with a bounded blocking pool and a listener that resubscribes within
-    about a second after Redis comes back (the stock one backs off up to 60 s)."""
+    """AsyncRedisManager with a bounded blocking pool, a listener that resubscribes within
+    about a second after Redis comes back (the stock one backs off up to 60 s), and probes
+    that tell how far behind its listener is (`services.relay`)."""
 
     redis: aioredis.Redis | None
     _closing: ClassVar[set[asyncio.Task[None]]] = set()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._probe_seq = 0
+        self._probes: dict[int, float] = {}  # probes published, not yet read back: seq -> when
+        self._roundtrip: float | None = None  # the last probe's; None while not subscribed
+
+    async def probe(self) -> None:
+        """Publish a probe that this process's listener times when it reads it back."""
+        if self.redis is None or self._roundtrip is None:
+            raise ConnectionError("the Socket.IO channel is not subscribed")
+        self._probe_seq += 1
+        seq = self._probe_seq
+        self._probes[seq] = time.monotonic()
+        message = json.dumps({"method": "probe", "host_id": self.host_id, "seq": seq})
+        try:
+            await self.redis.publish(self.channel, message)
+        except BaseException:
+            self._probes.pop(seq, None)
+            raise
+
+    def lag(self) -> float | None:
+        """Seconds behind: the oldest unanswered probe's age, else the last round trip."""
+        if self._roundtrip is None:
+            return None
+        if self._probes:
+            return max(self._roundtrip, time.monotonic() - min(self._probes.values()))
+        return self._roundtrip
+
+    def _probe_read(self, data: bytes) -> None:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            probe = json.loads(data)
+            if probe["host_id"] != self.host_id:
+                return
+            seq = int(probe["seq"])
+            sent = self._probes.pop(seq, None)
+            if sent is not None:
+                self._roundtrip = time.monotonic() - sent
+            for earlier in [s for s in self._probes if s < seq]:  # lost with a reconnect
+                del self._probes[earlier]
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        channel = self.channel.encode()
+        async for message in self._redis_listen_with_retries():
+            if message["channel"] != channel or message["type"] != "message":
+                continue
+            data = message["data"]
+            if data.startswith(PROBE_PREFIX):
+                self._probe_read(data)
+                continue
+            yield data
+
     async def close(self) -> None:
         """Stop listening and close the connections (python-socketio has no such call)."""
+        self._roundtrip = None  # no more probes
         thread = getattr(self, "thread", None)
         if thread is not None:
             thread.cancel()
@@ -74,9 +133,12 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         while True:
             try:
                 if not subscribed:
+                    self._roundtrip = None
+                    self._probes.clear()  # published before: lost, or in the old connection
                     self._redis_connect()
                     await self.pubsub.subscribe(self.channel)
                     subscribed = True
+                    self._roundtrip = 0.0
                     self._get_logger().info("subscribed to %s", self.channel)
                 async for message in self.pubsub.listen():
                     yield message
@@ -84,5 +146,6 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 self._get_logger().warning(
                     "Socket.IO channel lost (%s); resubscribing", type(exc).__name__
                 )
+                self._roundtrip = None
                 subscribed = False
                 await asyncio.sleep(0.5 + secrets.randbelow(500) / 1000)

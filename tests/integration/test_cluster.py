@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from services import relay
 from tests.conftest import PASSWORD, Stack, StackFactory, service_url
 
 pytestmark = pytest.mark.redis
@@ -263,3 +264,52 @@ async def test_more_than_a_pool_of_concurrent_emits_all_cross_processes(
     assert all(ack["ok"] for ack in acks)
     got = await boss.wait_for("mensaje_privado", len(acks), timeout=30)
     assert sorted(m["id"] for m in got) == sorted(ack["message"]["id"] for ack in acks)
+
+
+async def test_a_lagging_listener_holds_new_messages_on_every_process(
+    make_stack: StackFactory, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one process's listener is behind, every process holds new messages and then
+    refuses them with `unavailable` (not stored); when it catches up, sending resumes and
+    what was acked before is delivered."""
+    monkeypatch.setattr(relay, "WAIT_SECONDS", 1.0)
+    a, b = await pair(make_stack, redis_url)
+    ana = await a.connect(await a.register("ana"))
+    boss_b = await b.connect(await b.register("boss", admin=True))
+    await asyncio.sleep(0.5)  # the presence news of the connects has crossed
+
+    manager_b = b.services.fanout.server.manager  # type: ignore[attr-defined]
+    stuck = asyncio.Event()
+    handle_emit = manager_b._handle_emit
+
+    async def slow_listener(message: dict[str, object]) -> None:
+        await stuck.wait()
+        await handle_emit(message)
+
+    monkeypatch.setattr(manager_b, "_handle_emit", slow_listener)
+    first = await ana.call("mensaje_privado", {"text": "first"})
+    assert first["ok"] is True  # stored; process B's listener is stuck on it
+
+    started = time.monotonic()
+    while True:
+        held = await ana.call("mensaje_privado", {"text": "held", "client_msg_id": "held-1"})
+        if not held["ok"]:
+            break
+        assert time.monotonic() - started < 5, "the lag of B's listener did not hold senders"
+    assert held["error"] == "unavailable"
+    assert not a.services.relay.is_open and not b.services.relay.is_open
+    assert boss_b.got("mensaje_privado") == []
+
+    stuck.set()
+    assert (await boss_b.wait_for("mensaje_privado"))[0] == first["message"]
+    started = time.monotonic()
+    while not (
+        again := await ana.call("mensaje_privado", {"text": "held", "client_msg_id": "held-1"})
+    )["ok"]:
+        assert time.monotonic() - started < 5, "sending did not resume after the lag"
+    stored = (await ana.call("sync", {"after": 0}))["messages"]
+    texts = [m["text"] for m in stored]
+    # Every `held` tried before the refusal was acked ok and stored; the refused one was not,
+    # and its retry with the same client_msg_id is stored once.
+    assert texts[0] == "first" and texts.count("held") == len(texts) - 1
+    assert again["message"]["id"] in [m["id"] for m in stored]
