@@ -84,6 +84,7 @@ class Services:
             cluster=cluster,
             relay=relay,
         )
+        fanout.stored_since = chat.stored_since
         return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster, relay)
 
     async def start(self) -> None:

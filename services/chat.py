@@ -148,6 +148,22 @@ class Chat:
             )
         return list(rows[:SYNC_LIMIT]), len(rows) > SYNC_LIMIT
 
+    async def stored_since(self, since: datetime) -> list[Message]:
+        """Every message stored at or after `since`, oldest first (for `Fanout.relay_gap`):
+        walked back from the newest id on the primary key, never a scan of the table."""
+        found: list[Message] = []
+        before: int | None = None
+        while True:
+            stmt = select(Message).order_by(Message.id.desc()).limit(SYNC_LIMIT)
+            if before is not None:
+                stmt = stmt.where(Message.id < before)
+            async with self.sessions() as db:
+                rows = (await db.execute(stmt)).scalars().all()
+            found.extend(m for m in rows if m.created_at >= since)
+            if len(rows) < SYNC_LIMIT or rows[-1].created_at < since:
+                return found[::-1]
+            before = rows[-1].id
+
     async def mark_read(self, me: User, read: ReadUpTo) -> None:
         conversation = await self._conversation_of(me, read.with_)
         reader = READER_ADMINS if me.is_admin else READER_USER

@@ -4,6 +4,8 @@ server's manager (which a broker-backed manager extends across processes)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from models.message import Message
@@ -27,7 +29,13 @@ class Emitter(Protocol):
     """What fan-out needs of `socketio.AsyncServer`."""
 
     async def emit(
-        self, event: str, data: Any = None, *, to: Any = None, skip_sid: Any = None
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        to: Any = None,
+        skip_sid: Any = None,
+        ignore_queue: bool = False,
     ) -> None: ...
 
     async def disconnect(self, sid: str, namespace: str | None = None) -> None: ...
@@ -37,6 +45,8 @@ class Fanout:
     def __init__(self, connections: Connections, cluster: Cluster, relay: RelayGate) -> None:
         self.connections, self.cluster, self.relay = connections, cluster, relay
         self._server: Emitter | None = None
+        # What was stored since a time, oldest first (`Chat.stored_since`; set by `Services`).
+        self.stored_since: Callable[[datetime], Awaitable[list[Message]]] | None = None
 
     def attach(self, server: Emitter) -> None:
         self._server = server
@@ -44,6 +54,8 @@ class Fanout:
         if hasattr(manager, "probe") and hasattr(manager, "lag"):  # a broker that can tell lag
             source: LagSource = manager  # type: ignore[assignment]
             self.relay.attach(source)
+        if manager is not None and hasattr(manager, "on_gap"):
+            manager.on_gap = self.relay_gap
 
     @property
     def server(self) -> Emitter:
@@ -56,6 +68,25 @@ class Fanout:
         admin -> user: the user's room and room admins; never the sending socket."""
         rooms = [ROOM_ADMINS, user_room(message.conversation)]
         await self.server.emit(EV_MESSAGE, message_to_wire(message), to=rooms, skip_sid=skip_sid)
+
+    async def relay_gap(self, since: float) -> None:
+        """This process's broker listener was cut off (Redis restarted, or dropped it) and has
+        subscribed again: what other processes published meanwhile never reached this
+        process's sockets. Deliver again, to this process's sockets only, every message stored
+        since shortly before the cut; clients drop the ones they have by id."""
+        if self.stored_since is None:
+            return
+        try:
+            missed = await self.stored_since(datetime.fromtimestamp(since, UTC))
+            for message in missed:
+                rooms = [ROOM_ADMINS, user_room(message.conversation)]
+                await self.server.emit(
+                    EV_MESSAGE, message_to_wire(message), to=rooms, ignore_queue=True
+                )
+        except Exception:
+            log.exception("messages of the broker outage not delivered again; clients sync")
+            return
+        log.info("delivered again after a broker outage", extra={"messages": len(missed)})
 
     async def typing(self, sender: str, to: str, typing: bool) -> None:
         rooms = [ROOM_ADMINS] if to == ROOM_ADMINS else [ROOM_ADMINS, user_room(to)]

@@ -9,7 +9,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # A probe on the Socket.IO channel (see `RedisManager.probe`). python-socketio ignores a
 # message whose method it does not know; ours never reach it.
 PROBE_PREFIX = b'{"method": "probe"'
+
+# After the listener was cut off, messages stored from this long before the last one it read
+# are delivered again to this process's sockets (commit-to-publish time, clocks of workers).
+GAP_MARGIN_SECONDS = 5.0
 
 # python-socketio takes one pooled connection per emit in flight. redis-py's own pool refuses
 # a 101st connection, and the manager then drops its client and may drop the emit: a blocking
@@ -60,6 +64,12 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._probe_seq = 0
         self._probes: dict[int, float] = {}  # probes published, not yet read back: seq -> when
         self._roundtrip: float | None = None  # the last probe's; None while not subscribed
+        # Called after the listener resubscribed, with the wall-clock time from which what was
+        # published may never have reached it (`Fanout.relay_gap`).
+        self.on_gap: Callable[[float], Awaitable[None]] | None = None
+        self._last_read = time.time()  # when the listener last read a message
+        self._gap_since: float | None = None
+        self._gap_tasks: set[asyncio.Task[None]] = set()
 
     async def probe(self) -> None:
         """Publish a probe that this process's listener times when it reads it back."""
@@ -101,14 +111,24 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             if message["channel"] != channel or message["type"] != "message":
                 continue
             data = message["data"]
+            self._last_read = time.time()
             if data.startswith(PROBE_PREFIX):
                 self._probe_read(data)
                 continue
             yield data
 
+    def _gap_closed(self, since: float) -> None:
+        if self.on_gap is None:
+            return
+        task = asyncio.ensure_future(self.on_gap(since))
+        self._gap_tasks.add(task)
+        task.add_done_callback(self._gap_tasks.discard)
+
     async def close(self) -> None:
         """Stop listening and close the connections (python-socketio has no such call)."""
         self._roundtrip = None  # no more probes
+        for task in list(self._gap_tasks):
+            task.cancel()
         thread = getattr(self, "thread", None)
         if thread is not None:
             thread.cancel()
@@ -140,12 +160,17 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     subscribed = True
                     self._roundtrip = 0.0
                     self._get_logger().info("subscribed to %s", self.channel)
+                    if self._gap_since is not None:
+                        self._gap_closed(self._gap_since)
+                        self._gap_since = None
                 async for message in self.pubsub.listen():
                     yield message
             except Exception as exc:
                 self._get_logger().warning(
                     "Socket.IO channel lost (%s); resubscribing", type(exc).__name__
                 )
+                if self._gap_since is None:  # what was published after this may be lost
+                    self._gap_since = self._last_read - (self.lag() or 0.0) - GAP_MARGIN_SECONDS
                 self._roundtrip = None
                 subscribed = False
                 await asyncio.sleep(0.5 + secrets.randbelow(500) / 1000)

@@ -223,6 +223,13 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
         assert time.monotonic() - started < 5, "cross-process delivery did not resume in 5 s"
     texts = [m["text"] for m in (await boss.call("sync", {"after": 0}))["messages"]]
     assert texts[:2] == ["before", "during"]
+    # ... and live: worker A delivered again to its sockets what was stored while its
+    # listener was cut off, since the boss never learns that it should call sync.
+    for _ in range(50):
+        if during["message"]["id"] in [m["id"] for m in boss.got("mensaje_privado")]:
+            break
+        await asyncio.sleep(0.1)
+    assert during["message"] in boss.got("mensaje_privado")
     for _ in range(50):
         if (await b.http.get("/healthz")).status_code == 200:
             break

@@ -338,3 +338,18 @@ async def test_repeated_typing_news_is_relayed_once_a_second_at_most(stack: Stac
     await boss.wait_for("typing", 2)
     await asyncio.sleep(0.2)
     assert [t["typing"] for t in boss.got("typing")] == [True, False]
+
+
+async def test_stored_since_pages_back_to_the_time_asked(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a worker delivers again after its broker listener was cut off."""
+    from services import chat
+
+    monkeypatch.setattr(chat, "SYNC_LIMIT", 2)  # pages of 2
+    ana, _, _ = await team(stack)
+    sent = [(await ana.call("mensaje_privado", {"text": f"m{i}"}))["message"] for i in range(5)]
+    since = datetime.fromisoformat(sent[2]["created_at"])
+    got = await stack.services.chat.stored_since(since)
+    assert [m.text for m in got] == ["m2", "m3", "m4"]
+    assert len(await stack.services.chat.stored_since(since.replace(year=2000))) == 5
