@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cachetools import TTLCache
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 READER_ADMINS = "admins"
 READER_USER = "user"
+# Users are never deleted nor renamed by the server, so a name found once stays valid; the TTL
+# bounds how long a row removed by hand in the database would still be written to.
+KNOWN_USERS = 10_000
+KNOWN_USER_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class Chat:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
         self.limits, self.fanout, self.cluster, self.relay = limits, fanout, cluster, relay
         self.writer = GroupWriter(sessions)
+        # any spelling of a user's name -> the stored name, of users found to exist
+        self._known: TTLCache[str, str] = TTLCache(KNOWN_USERS, KNOWN_USER_SECONDS)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -100,8 +107,8 @@ class Chat:
             raise AppError(Code.INVALID, "to is required: the user to write to.")
         if to == ADMINS:
             raise AppError(Code.FORBIDDEN, "Admins write to one user at a time.")
-        target = await self._user(to)
-        return target.user, target.user
+        target = await self._existing(to)
+        return target, target
 
     async def _sent_before(self, sender: str, client_msg_id: str) -> Message | None:
         async with self.sessions() as db:
@@ -110,12 +117,19 @@ class Chat:
             )
             return (await db.execute(query)).scalar()
 
-    async def _user(self, name: str) -> User:
+    async def _existing(self, name: str) -> str:
+        """The stored name of the user `name` (in any case), or `not_found`."""
+        known = self._known.get(name)
+        if known is not None:
+            return known
         async with self.sessions() as db:
-            user = (await db.execute(select(User).where(user_named(self.dialect, name)))).scalar()
-        if user is None:
+            found = (
+                await db.execute(select(User.user).where(user_named(self.dialect, name)))
+            ).scalar()
+        if found is None:
             raise AppError(Code.NOT_FOUND, "No such user.")
-        return user
+        self._known[name] = found
+        return found
 
     async def _conversation_of(self, me: User, with_: str | None) -> str:
         """The conversation `me` asks about: its own for a user, `with_` for an admin."""
@@ -125,7 +139,7 @@ class Chat:
             return me.user
         if with_ is None:
             raise AppError(Code.INVALID, "with is required: the user whose conversation to read.")
-        return (await self._user(with_)).user
+        return await self._existing(with_)
 
     # -- reading ------------------------------------------------------------------------
 
