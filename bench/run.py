@@ -261,6 +261,9 @@ def main() -> int:
         "--profile-window", type=int, default=0, help="profile the first server run of this W"
     )
     parser.add_argument(
+        "--profile-rate", type=float, default=0, help="profile the first server run of this R"
+    )
+    parser.add_argument(
         "--server-dir",
         action="append",
         default=[],
@@ -333,9 +336,14 @@ def main() -> int:
                         running = Servers(target, env, args.port, args.workers, tmp, dirs)
                         spy = None
                         if (
-                            target == "server"
+                            target.partition(":")[0].partition("@")[0] == "server"
                             and not profiled
-                            and args.profile_window in (0, window)
+                            and (
+                                args.profile_window in (0, window) and not args.profile_rate
+                                if window
+                                else args.profile_rate in (0, float(value))
+                                and not args.profile_window
+                            )
                         ):
                             profiled = True
                             spy = subprocess.Popen(  # noqa: S603 - py-spy from the venv
