@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
 from sqlalchemy import ColumnElement, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +21,36 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(100))
     rol: Mapped[str] = mapped_column(String(10))
     password: Mapped[str] = mapped_column(String(255))
+
+    @property
+    def is_admin(self) -> bool:
+        return self.rol == ADMIN
+
+
+class Person(Protocol):
+    """What code acting for someone reads of them: a `User` row or an `Identity`."""
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rol(self) -> str: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a live socket speaks for, as read at its handshake: the three public columns of
+    `usuarios` and nothing else (no password hash, no ORM state), held for the socket's life."""
+
+    user: str
+    name: str
+    rol: str
 
     @property
     def is_admin(self) -> bool:

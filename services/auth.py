@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from models.message import RevokedToken
-from models.user import ADMIN, USER, User, user_named
+from models.user import ADMIN, USER, Identity, User, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
@@ -194,15 +194,30 @@ class Auth:
         async with self.sessions() as db:
             return (await db.execute(select(User).where(user_named(self.dialect, name)))).scalar()
 
-    async def authenticate(self, token: str) -> tuple[User, Claims]:
-        """The user a token speaks for, read from the database (role and existence)."""
+    def _unrevoked(self, token: str) -> Claims:
         claims = self.tokens.verify(token)
         if self.revocations.is_revoked(claims.jti):
             raise AppError(Code.UNAUTHENTICATED, "The token has been revoked.")
+        return claims
+
+    async def authenticate(self, token: str) -> tuple[User, Claims]:
+        """The user a token speaks for, read from the database (role and existence)."""
+        claims = self._unrevoked(token)
         user = await self.find_user(claims.user)
         if user is None:
             raise AppError(Code.UNAUTHENTICATED, "The token's user no longer exists.")
         return user, claims
+
+    async def identify(self, token: str) -> tuple[Identity, Claims]:
+        """`authenticate` for a socket's handshake: the same checks, but only the columns a
+        socket keeps for its life are read (no ORM instance, no password hash)."""
+        claims = self._unrevoked(token)
+        query = select(User.user, User.name, User.rol).where(user_named(self.dialect, claims.user))
+        async with self.sessions() as db:
+            row = (await db.execute(query)).first()
+        if row is None:
+            raise AppError(Code.UNAUTHENTICATED, "The token's user no longer exists.")
+        return Identity(row.user, row.name, row.rol), claims
 
     async def register(self, form: Registration) -> User:
         if await self.find_user(form.username) is not None:

@@ -3,21 +3,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
-from models.user import User
+from models.user import Identity
+
+if TYPE_CHECKING:
+    from models.user import User
 
 
-@dataclass(frozen=True)
 class Connection:
-    sid: str
-    user: User  # as read from the database at the handshake
-    jti: str
-    expires: float  # the token's exp, epoch seconds
+    """One live socket: who it speaks for and its token. Thousands are held at once, so it is
+    a slotted object holding an `Identity` (not the ORM row, which weighs ~1.5 KB with its
+    state and password hash)."""
+
+    __slots__ = ("expires", "identity", "jti", "sid")
+
+    def __init__(self, sid: str, user: Identity, jti: str, expires: float) -> None:
+        self.sid = sid
+        self.identity = user  # as read from the database at the handshake
+        self.jti = jti
+        self.expires = expires  # the token's exp, epoch seconds
+
+    @property
+    def user(self) -> User:
+        # An Identity has every attribute that code acting for a socket reads of a `User`
+        # (user, name, rol, is_admin); typed as one until those callers take a `Person`.
+        return cast("User", self.identity)
 
     @property
     def name(self) -> str:
-        return self.user.user
+        return self.identity.user
 
 
 class Connections:

@@ -8,7 +8,7 @@ from typing import Any
 from socketio.exceptions import ConnectionRefusedError as Refused
 from tornado.httputil import parse_cookie
 
-from models.user import User
+from models.user import Identity
 from services.auth import Auth, Claims
 from services.errors import AppError, Code
 from services.wire import BAD_TOKEN, NO_TOKEN, NOT_AUTHENTICATED, REFUSED_UNAVAILABLE, TOKEN_COOKIE
@@ -33,10 +33,10 @@ def token_from(environ: dict[str, Any], auth: object) -> str:
 
 async def authenticate(
     auth_service: Auth, environ: dict[str, Any], auth: object
-) -> tuple[User, Claims]:
+) -> tuple[Identity, Claims]:
     token = token_from(environ, auth)
     try:
-        return await auth_service.authenticate(token)
+        return await auth_service.identify(token)
     except AppError as exc:
         if exc.code is Code.UNAVAILABLE:
             raise Refused(REFUSED_UNAVAILABLE) from None
