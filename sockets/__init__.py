@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+import engineio
 import socketio
 from socketio import packet
 
@@ -15,6 +16,7 @@ from services import Services
 from services.errors import AppError, Code
 from services.redis import RedisManager
 from sockets.chat import ChatNamespace
+from sockets.queues import PacketQueue
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +24,29 @@ log = logging.getLogger(__name__)
 # A Socket.IO EVENT packet that asks for an ack: "2", an optional "/nsp,", then the ack id.
 _EVENT_WITH_ACK = re.compile(r"^2(?:(/[^,]*),)?(\d{1,15})\[")
 
+# What of a session's handshake environ is read after it: the cookie, by `on_connect` when the
+# client connects the namespace (again). python-socketio keeps the environ for the session's
+# life, with every header of the request (and, on polling, the finished request's handler).
+_SESSION_KEEPS = ("HTTP_COOKIE",)
+
+
+class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
+        return PacketQueue()  # each socket's outgoing packets: ~0.2 KB, not asyncio.Queue's 3
+
 
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     # The Admin UI's instrumentation, when on. It patches python-engineio's socket class for
     # the whole process, so shutdown must undo it.
     instrumentation: Any = None
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return EngineServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        if self.instrumentation is None:  # the Admin UI shows each session's headers
+            self.environ[eio_sid] = {k: environ[k] for k in _SESSION_KEEPS if k in environ}
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
