@@ -276,6 +276,7 @@ async def messages(args: argparse.Namespace) -> int:
     expected: dict[int, set[str]] = {}  # message id -> who must receive it
     received: dict[int, Counter[str]] = defaultdict(Counter)
     ack_lat: list[tuple[float, float]] = []  # (send time, latency)
+    user_ack_lat: list[tuple[float, float]] = []  # the same, user messages only
     deliv_lat: list[tuple[float, float]] = []
     ok_at: list[float] = []  # time of each ok ack
     ok_user_at: list[float] = []  # time of each ok ack of a user message
@@ -338,9 +339,10 @@ async def messages(args: argparse.Namespace) -> int:
                 errors[f"{kind}:{(ack or {}).get('error', 'bad_ack')}"] += 1
                 return
             ok_at.append(now)
+            ack_lat.append((t0, now - t0))
             if kind == "user":
                 ok_user_at.append(now)
-            ack_lat.append((t0, now - t0))
+                user_ack_lat.append((t0, now - t0))
             expected[ack["message"]["id"]] = expect
 
         pad = "x" * max(0, args.text_size - 40)
@@ -560,6 +562,9 @@ async def messages(args: argparse.Namespace) -> int:
         "acked_per_s": round(acked / window, 1),
         "deliveries_per_s": round(in_window(delivered_at) / window, 1),
         "ack_latency_ms": percentiles([lat for t, lat in ack_lat if t_start <= t < t_end]),
+        "user_ack_latency_ms": percentiles(
+            [lat for t, lat in user_ack_lat if t_start <= t < t_end]
+        ),
         "delivery_latency_ms": percentiles([lat for t, lat in deliv_lat if t_start <= t < t_end]),
         "server_cpu_ms_per_msg": round(
             (after["server_cpu"] - before["server_cpu"]) * 1000 / max(acked, 1), 3
