@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import gc
 import getpass
 import json
 import logging
@@ -155,10 +154,6 @@ async def serve(settings: Settings) -> None:
         max_body_size=settings.max_packet_chars * 4 + 4096,
         xheaders=False,
     )
-    # What start-up made (modules, settings, the app) lives as long as the process: out of
-    # the collector's way, so that its passes over the sockets' objects do not touch it.
-    gc.collect()
-    gc.freeze()
     log.info(
         "listening on http://%s:%d",
         settings.host,
