@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import getpass
 import json
 import logging
@@ -36,19 +35,6 @@ log = logging.getLogger("supportchat")
 ROOT = Path(__file__).resolve().parent
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
-
-
-def limit_malloc_arenas(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    """At most 2 glibc malloc arenas (as `MALLOC_ARENA_MAX=2` would), set before any thread
-    starts: the worker threads (SQLite's, password hashing) otherwise each get an arena of
-    their own that keeps freed memory. An operator's `MALLOC_ARENA_MAX` wins."""
-    if "MALLOC_ARENA_MAX" in env or not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library's, in the process's own symbols
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return bool(mallopt(-8, 2))  # M_ARENA_MAX
 
 
 class JsonLines(logging.Formatter):
@@ -211,7 +197,6 @@ def print_nginx_config(listen: str, upstreams: list[str], prefix: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    limit_malloc_arenas()  # before any thread starts
     parser = argparse.ArgumentParser(prog="server.py", description="supportchat server")
     parser.add_argument("--port", type=int, help="listen on this port (default PORT or 3000)")
     parser.add_argument("--host", help="listen on this address (default HOST or 127.0.0.1)")
