@@ -17,6 +17,7 @@ import tornado.websocket
 
 from config.settings import Settings
 from handlers.forwarding import origin_allowed
+from sockets.engine import WebSocket
 from sockets.queues import PacketQueue
 
 # A socket whose unsent output passes this is a client that stopped reading: drop it.
@@ -91,7 +92,11 @@ def translate_request(handler: tornado.web.RequestHandler) -> dict[str, Any]:
 
 def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> type[Any]:
     base: type[Any] = socketio.get_tornado_handler(sio)
-    sio.eio._async = {**sio.eio._async, "translate_request": translate_request}
+    sio.eio._async = {
+        **sio.eio._async,
+        "translate_request": translate_request,
+        "websocket": WebSocket,
+    }
 
     class SocketTransport(base):  # type: ignore[misc]
         # Open WebSockets, so that shutdown can close every transport for real.
