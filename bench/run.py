@@ -214,7 +214,7 @@ def summary(results: list[dict[str, Any]], db: str, workers: int) -> str:
 
 
 def create_mariadb(name: str) -> None:
-    import pymysql
+    import pymysql  # type: ignore[import-untyped]
 
     conn = pymysql.connect(host="127.0.0.1", user="root")
     with conn.cursor() as cur:
