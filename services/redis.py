@@ -17,6 +17,8 @@ import socketio
 from redis import asyncio as aioredis
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from services.emit import DirectEmit
+
 log = logging.getLogger(__name__)
 
 # A probe on the Socket.IO channel (see `RedisManager.probe`). python-socketio ignores a
@@ -51,7 +53,7 @@ def connect_redis(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
-class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc]
     """AsyncRedisManager with a bounded blocking pool, a listener that resubscribes within
     about a second after Redis comes back (the stock one backs off up to 60 s), and probes
     that tell how far behind its listener is (`services.relay`)."""

@@ -16,6 +16,7 @@ from socketio import packet
 
 from config.settings import Settings
 from services import Services
+from services.emit import DirectEmit, LocalManager
 from services.errors import AppError, Code
 from services.redis import RedisManager
 from sockets.chat import ChatNamespace
@@ -139,15 +140,19 @@ def make_sio(services: Services) -> socketio.AsyncServer:
     return sio
 
 
+class AioPikaManager(socketio.AsyncAioPikaManager, DirectEmit):  # type: ignore[misc]
+    pass
+
+
 def make_manager(settings: Settings) -> socketio.AsyncManager:
     """Rooms in memory for one process; across processes on the broker's pub/sub."""
     channel = f"{settings.redis_prefix}:socketio"
     manager_log = logging.getLogger("socketio.manager")  # emits it drops are logged, not silent
     url = settings.broker_url or settings.redis_url
     if url is None:
-        return socketio.AsyncManager()
+        return LocalManager()
     if url.startswith(("amqp://", "amqps://")):
-        return socketio.AsyncAioPikaManager(url, channel=channel, logger=manager_log)
+        return AioPikaManager(url, channel=channel, logger=manager_log)
     return RedisManager(url, channel=channel, logger=manager_log)
 
 
