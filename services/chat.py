@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from models.message import ADMINS, Message, ReadMarker
-from models.user import User, user_named
+from models.user import Person, User, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
@@ -65,7 +65,7 @@ class Chat:
 
     # -- sending ------------------------------------------------------------------------
 
-    async def send(self, sender: User, draft: Draft, *, from_sid: str | None = None) -> Message:
+    async def send(self, sender: Person, draft: Draft, *, from_sid: str | None = None) -> Message:
         """Store a message once, then deliver it; returns the stored message."""
         conversation, recipient = await self._route(sender, draft.to)
         await self.relay.admit()  # while another process's listener lags, wait for it
@@ -97,7 +97,7 @@ class Chat:
         await self.fanout.message(message, skip_sid=from_sid)
         return message
 
-    async def _route(self, sender: User, to: str | None) -> tuple[str, str]:
+    async def _route(self, sender: Person, to: str | None) -> tuple[str, str]:
         """(conversation, recipient) for a message or typing from `sender` to `to`."""
         if not sender.is_admin:
             if to not in (None, ADMINS):
@@ -131,7 +131,7 @@ class Chat:
         self._known[name] = found
         return found
 
-    async def _conversation_of(self, me: User, with_: str | None) -> str:
+    async def _conversation_of(self, me: Person, with_: str | None) -> str:
         """The conversation `me` asks about: its own for a user, `with_` for an admin."""
         if not me.is_admin:
             if with_ is not None and with_.lower() != me.user.lower():
@@ -143,7 +143,7 @@ class Chat:
 
     # -- reading ------------------------------------------------------------------------
 
-    async def history(self, me: User, query: HistoryQuery) -> list[Message]:
+    async def history(self, me: Person, query: HistoryQuery) -> list[Message]:
         conversation = await self._conversation_of(me, query.with_)
         stmt = select(Message).where(Message.conversation == conversation)
         if query.before is not None:
@@ -152,7 +152,7 @@ class Chat:
             rows = await db.execute(stmt.order_by(Message.id.desc()).limit(query.limit))
             return list(reversed(rows.scalars().all()))
 
-    async def sync(self, me: User, after: int) -> tuple[list[Message], bool]:
+    async def sync(self, me: Person, after: int) -> tuple[list[Message], bool]:
         stmt = select(Message).where(Message.id > after)
         if not me.is_admin:
             stmt = stmt.where(Message.conversation == me.user)
@@ -178,7 +178,7 @@ class Chat:
                 return found[::-1]
             before = rows[-1].id
 
-    async def mark_read(self, me: User, read: ReadUpTo) -> None:
+    async def mark_read(self, me: Person, read: ReadUpTo) -> None:
         conversation = await self._conversation_of(me, read.with_)
         reader = READER_ADMINS if me.is_admin else READER_USER
         where = and_(ReadMarker.conversation == conversation, ReadMarker.reader == reader)
@@ -196,7 +196,7 @@ class Chat:
             except IntegrityError:
                 pass  # already there, at or past up_to (or written by a concurrent call)
 
-    async def conversations(self, me: User) -> list[Conversation]:
+    async def conversations(self, me: Person) -> list[Conversation]:
         if not me.is_admin:
             raise AppError(Code.FORBIDDEN, "Admins only.")
         last = (
@@ -239,11 +239,11 @@ class Chat:
 
     # -- live only ----------------------------------------------------------------------
 
-    async def typing(self, me: User, typing: Typing) -> None:
+    async def typing(self, me: Person, typing: Typing) -> None:
         _, recipient = await self._route(me, typing.to)
         await self.fanout.typing(me.user, recipient, typing.typing)
 
-    async def announce(self, me: User, text: str) -> dict[str, Any]:
+    async def announce(self, me: Person, text: str) -> dict[str, Any]:
         if not me.is_admin:
             raise AppError(Code.FORBIDDEN, "Only admins make announcements.")
         if not await self.limits.take(me.user):

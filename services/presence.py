@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from models.user import Identity
-
-if TYPE_CHECKING:
-    from models.user import User
 
 
 class Connection:
@@ -23,12 +18,6 @@ class Connection:
         self.identity = user  # as read from the database at the handshake
         self.jti = jti
         self.expires = expires  # the token's exp, epoch seconds
-
-    @property
-    def user(self) -> User:
-        # An Identity has every attribute that code acting for a socket reads of a `User`
-        # (user, name, rol, is_admin); typed as one until those callers take a `Person`.
-        return cast("User", self.identity)
 
     @property
     def name(self) -> str:

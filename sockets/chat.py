@@ -11,7 +11,7 @@ from typing import Any
 
 import socketio
 
-from models.user import User
+from models.user import Identity
 from services import Services
 from services.errors import OUTAGE, AppError, Code, unavailable
 from services.inputs import Draft, ReadUpTo, Typing, announcement_text, invalid, sync_after
@@ -97,11 +97,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return invalid("Unknown event.").ack()  # acked, so a client never waits for it
         return await super().trigger_event(event, *args)
 
-    def user_of(self, sid: str) -> User:
+    def user_of(self, sid: str) -> Identity:
         conn = self.services.connections.get(sid)
         if conn is None:
             raise unavailable()
-        return conn.user
+        return conn.identity
 
     # -- lifecycle ----------------------------------------------------------------------
 
