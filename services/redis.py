@@ -28,6 +28,8 @@ PROBE_PREFIX = b'{"method": "probe"'
 # After the listener was cut off, messages stored from this long before the last one it read
 # are delivered again to this process's sockets (commit-to-publish time, clocks of workers).
 GAP_MARGIN_SECONDS = 5.0
+# Emits published in one pipelined round trip at most.
+PUBLISH_BATCH = 200
 
 # python-socketio takes one pooled connection per emit in flight. redis-py's own pool refuses
 # a 101st connection, and the manager then drops its client and may drop the emit: a blocking
@@ -59,6 +61,7 @@ class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc
     that tell how far behind its listener is (`services.relay`)."""
 
     redis: aioredis.Redis | None
+    connected: bool
     _closing: ClassVar[set[asyncio.Task[None]]] = set()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -72,6 +75,43 @@ class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc
         self._last_read = time.time()  # when the listener last read a message
         self._gap_since: float | None = None
         self._gap_tasks: set[asyncio.Task[None]] = set()
+        self._outbox: list[tuple[str, asyncio.Future[None]]] = []
+        self._publisher: asyncio.Task[None] | None = None
+
+    async def _publish(self, data: Any) -> None:
+        """Publish on the Socket.IO channel and return once Redis has it: the emits of many
+        callers at once share one pipelined round trip instead of one each."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((self.json.dumps(data), done))
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.ensure_future(self._publish_all())
+        await asyncio.shield(done)
+
+    async def _publish_all(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox[:PUBLISH_BATCH], self._outbox[PUBLISH_BATCH:]
+            for attempt in (1, 2):
+                try:
+                    if not self.connected or self.redis is None:
+                        self._redis_connect()
+                    redis = self.redis
+                    if redis is None:
+                        raise ConnectionError("no Redis client")
+                    async with redis.pipeline(transaction=False) as pipe:
+                        for message, _ in batch:
+                            pipe.publish(self.channel, message)
+                        await pipe.execute()
+                    break
+                except Exception as exc:
+                    self._get_logger().error(
+                        "Cannot publish to redis (%s)%s",
+                        type(exc).__name__,
+                        "; retrying" if attempt == 1 else ": giving up",
+                    )
+                    self.connected = False
+            for _, done in batch:  # like python-socketio's, a failed publish is logged, not raised
+                if not done.done():
+                    done.set_result(None)
 
     async def probe(self) -> None:
         """Publish a probe that this process's listener times when it reads it back."""

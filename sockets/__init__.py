@@ -19,6 +19,7 @@ from services import Services
 from services.emit import DirectEmit, LocalManager
 from services.errors import AppError, Code
 from services.redis import RedisManager
+from sockets import orjson_codec
 from sockets.chat import ChatNamespace
 from sockets.queues import PacketQueue
 
@@ -118,6 +119,7 @@ def make_sio(services: Services) -> socketio.AsyncServer:
     settings = services.settings
     sio = SocketServer(
         async_mode="tornado",
+        json=orjson_codec,  # also python-engineio's, and the broker's messages
         client_manager=make_manager(settings),
         cors_allowed_origins=[],  # the transport handler checks origins itself
         max_http_buffer_size=settings.max_packet_chars,
