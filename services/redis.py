@@ -90,28 +90,33 @@ class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc
     async def _publish_all(self) -> None:
         while self._outbox:
             batch, self._outbox = self._outbox[:PUBLISH_BATCH], self._outbox[PUBLISH_BATCH:]
-            for attempt in (1, 2):
-                try:
-                    if not self.connected or self.redis is None:
-                        self._redis_connect()
-                    redis = self.redis
-                    if redis is None:
-                        raise ConnectionError("no Redis client")
-                    async with redis.pipeline(transaction=False) as pipe:
-                        for message, _ in batch:
-                            pipe.publish(self.channel, message)
-                        await pipe.execute()
-                    break
-                except Exception as exc:
-                    self._get_logger().error(
-                        "Cannot publish to redis (%s)%s",
-                        type(exc).__name__,
-                        "; retrying" if attempt == 1 else ": giving up",
-                    )
-                    self.connected = False
-            for _, done in batch:  # like python-socketio's, a failed publish is logged, not raised
-                if not done.done():
-                    done.set_result(None)
+            try:
+                await self._publish_batch([message for message, _ in batch])
+            finally:  # like python-socketio's, a failed publish is logged, not raised
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _publish_batch(self, messages: list[str]) -> None:
+        for attempt in (1, 2):
+            try:
+                if not self.connected or self.redis is None:
+                    self._redis_connect()
+                redis = self.redis
+                if redis is None:
+                    raise ConnectionError("no Redis client")
+                async with redis.pipeline(transaction=False) as pipe:
+                    for message in messages:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
+                return
+            except Exception as exc:
+                self._get_logger().error(
+                    "Cannot publish to redis (%s)%s",
+                    type(exc).__name__,
+                    "; retrying" if attempt == 1 else ": giving up",
+                )
+                self.connected = False
 
     async def probe(self) -> None:
         """Publish a probe that this process's listener times when it reads it back."""
@@ -169,8 +174,13 @@ class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc
     async def close(self) -> None:
         """Stop listening and close the connections (python-socketio has no such call)."""
         self._roundtrip = None  # no more probes
-        for task in list(self._gap_tasks):
-            task.cancel()
+        for task in [*self._gap_tasks, self._publisher]:
+            if task is not None:
+                task.cancel()
+        for _, done in self._outbox:
+            if not done.done():
+                done.set_result(None)
+        self._outbox.clear()
         thread = getattr(self, "thread", None)
         if thread is not None:
             thread.cancel()
