@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -110,13 +111,24 @@ class GroupWriter:
                 update(CommitLock).where(CommitLock.id == 1).values(counter=CommitLock.counter + 1)
             )
             now = datetime.now(UTC)
-            for message in messages:
-                # After a failed batch a message may carry the id it was given then: clear it,
-                # since reusing an id handed out before would break commit order.
-                message.id = None  # type: ignore[assignment]
+            rows = [
+                {
+                    "sender": m.sender,
+                    "recipient": m.recipient,
+                    "conversation": m.conversation,
+                    "text": m.text,
+                    "created_at": now,
+                    "client_msg_id": m.client_msg_id,
+                }
+                for m in messages
+            ]
+            # Core, not the ORM's unit of work: one multi-row INSERT ... RETURNING id.
+            table = cast(Table, Message.__table__)
+            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            ids = (await db.execute(stmt, rows)).scalars().all()
+            for message, id_ in zip(messages, ids, strict=True):
+                message.id = id_
                 message.created_at = now
-            db.add_all(messages)
-            await db.flush()
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
