@@ -90,7 +90,6 @@ class Services:
     async def start(self) -> None:
         await self.auth.revocations.load()
         await self.cluster.start(self.on_control)
-        self.relay.start()
 
     async def close(self) -> None:
         await self.relay.close()

@@ -54,6 +54,7 @@ class Fanout:
         if hasattr(manager, "probe") and hasattr(manager, "lag"):  # a broker that can tell lag
             source: LagSource = manager  # type: ignore[assignment]
             self.relay.attach(source)
+            self.relay.start()
         if manager is not None and hasattr(manager, "on_gap"):
             manager.on_gap = self.relay_gap
 

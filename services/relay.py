@@ -68,6 +68,7 @@ class RelayGate:
         self.source = source
 
     def start(self) -> None:
+        """Watch the attached source (only a broker that can tell its lag needs watching)."""
         if self._task is None:
             self._task = asyncio.ensure_future(self._watch())
 

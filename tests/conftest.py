@@ -233,6 +233,13 @@ class Client:
     def got(self, event: str) -> list[Any]:
         return self.events.get(event, [])
 
+    async def upgraded(self, timeout: float = 5) -> None:
+        """Wait until a client that started on polling has moved to WebSocket."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.sio.transport() != "websocket":
+            assert asyncio.get_running_loop().time() < deadline, "no upgrade to WebSocket"
+            await asyncio.sleep(0.05)
+
 
 StackFactory = Callable[..., Awaitable[Stack]]
 

@@ -436,11 +436,7 @@ async def test_websockets_and_upgrades_work_through_nginx_and_foreign_origins_ar
     assert ana.sio.transport() == "websocket"
     # polling first, then the upgrade request (with its sid) must reach the same worker
     upgraded = await d.connect(token, transports=["polling", "websocket"])
-    for _ in range(50):
-        if upgraded.sio.transport() == "websocket":
-            break
-        await asyncio.sleep(0.1)
-    assert upgraded.sio.transport() == "websocket"
+    await upgraded.upgraded()
     sent = await upgraded.call("mensaje_privado", {"text": "through the upgrade"})
     assert sent["ok"], sent
     assert (await boss.wait_for("mensaje_privado"))[0] == sent["message"]

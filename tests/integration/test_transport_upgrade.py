@@ -3,19 +3,13 @@ working after the server trims what each open socket holds."""
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.conftest import Stack
 
 
 async def test_polling_upgrades_to_websocket_and_exchanges(stack: Stack) -> None:
     token = await stack.register("ana")
     client = await stack.connect(token, transports=["polling", "websocket"])
-    for _ in range(50):
-        if client.sio.transport() == "websocket":
-            break
-        await asyncio.sleep(0.1)
-    assert client.sio.transport() == "websocket"
+    await client.upgraded()
     for i in range(3):
         ack = await client.call("mensaje_privado", {"text": f"after the upgrade {i}"})
         assert ack["ok"] is True
