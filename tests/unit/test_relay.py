@@ -100,3 +100,22 @@ async def test_news_of_another_process_holds_until_it_expires(
     await asyncio.sleep(0.25)  # it died, or its news stopped
     await gate._tick()
     assert gate.is_open
+
+
+async def test_replay_after_a_gap_with_the_database_down_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Clients still have `sync`: a replay that cannot read the messages must not kill the
+    listener's task nor raise into it."""
+    from services.fanout import Fanout
+    from services.presence import Connections
+
+    cluster = LocalCluster()
+    fanout = Fanout(Connections(), cluster, relay.RelayGate(cluster))
+
+    async def database_down(since: object) -> list[object]:
+        raise ConnectionRefusedError("database down")
+
+    fanout.stored_since = database_down  # type: ignore[assignment]
+    await fanout.relay_gap(0.0)
+    assert "not delivered again" in caplog.text
