@@ -1,10 +1,13 @@
-"""python-engineio's WebSocket session loop, with one task fewer per idle socket.
+"""python-engineio's WebSocket session loop, with fewer tasks per socket and per packet.
 
 python-engineio 4.15's `AsyncSocket._websocket_handler` waits for each received frame in a
 task of its own under `asyncio.wait_for` (on Python 3.11 a second task): ~1.5 KB for every
-idle socket. `websocket_session` is the same loop, frame for frame, waiting under
-`asyncio.timeout` in the session's own task. Used by the Tornado driver's WebSocket wrapper
-below unless something (the Admin UI's instrumentation) has replaced python-engineio's loop.
+idle socket. Its writer waits for outgoing packets the same way (a task per batch), then
+hands them to Tornado one by one, and Tornado's `write_message` makes a task and a write to
+the socket for each. `websocket_session` is the same loop, frame for frame, waiting under
+`asyncio.timeout` in the session's own tasks, and writing each batch of queued packets as
+one write. Used by the Tornado driver's WebSocket wrapper below unless something (the Admin
+UI's instrumentation) has replaced python-engineio's loop.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import engineio.async_drivers.tornado
 import engineio.async_socket
+import tornado.websocket
 from engineio import exceptions, packet
 
 _ENGINEIO_HANDLER = engineio.async_socket.AsyncSocket._websocket_handler
@@ -67,17 +71,12 @@ async def websocket_session(self: Any, ws: Any) -> None:
 
     async def writer() -> None:
         while True:
-            packets = None
-            try:
-                packets = await self.poll()
-            except exceptions.QueueEmpty:
-                break
+            packets = await poll(self)
             if not packets:
-                # empty packet list returned -> connection closed
+                # empty packet list returned -> connection closed (or nothing for too long)
                 break
             try:
-                for pkt in packets:
-                    await ws.send(pkt.encode())
+                ws.send_all([pkt.encode() for pkt in packets])
             except BaseException:
                 break
         await ws.close()
@@ -113,8 +112,44 @@ async def websocket_session(self: Any, ws: Any) -> None:
     await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
+async def poll(self: Any) -> list[Any]:
+    """`AsyncSocket.poll()`: every packet queued for the socket, waiting for the first up to
+    ping_interval + ping_timeout; [] once the socket is closing or after that wait. Waits
+    under `asyncio.timeout` in the writer's own task (python-engineio's `wait_for` starts a
+    task for each wait on Python 3.11, so one for every batch a socket is sent)."""
+    server = self.server
+    try:
+        async with asyncio.timeout(server.ping_interval + server.ping_timeout):
+            first = await self.queue.get()
+    except (TimeoutError, asyncio.CancelledError):  # as python-engineio: the writer ends
+        return []
+    self.queue.task_done()
+    if first is None:
+        return []
+    packets = [first]
+    while True:
+        try:
+            pkt = self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        self.queue.task_done()
+        if pkt is None:
+            self.queue.put_nowait(None)
+            break
+        packets.append(pkt)
+    return packets
+
+
 class WebSocket(engineio.async_drivers.tornado.WebSocket):  # type: ignore[misc]
     """python-engineio's Tornado WebSocket wrapper, running `websocket_session`."""
+
+    def send_all(self, messages: list[str | bytes]) -> None:
+        """Writes these Engine.IO packets as one write to the socket (`write_frames`);
+        `EngineIOError` if the socket is closed, as `send`."""
+        try:
+            self.tornado_handler.write_frames(messages)
+        except tornado.websocket.WebSocketClosedError:
+            raise exceptions.EngineIOError() from None
 
     async def __call__(self, environ: dict[str, Any]) -> None:
         if getattr(self.handler, "__func__", None) is not _ENGINEIO_HANDLER:

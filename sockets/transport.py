@@ -4,6 +4,7 @@ write buffer for sockets that never read, and little memory held by each idle We
 
 from __future__ import annotations
 
+import struct
 import sys
 import weakref
 from typing import Any, ClassVar
@@ -90,6 +91,26 @@ def translate_request(handler: tornado.web.RequestHandler) -> dict[str, Any]:
     return environ
 
 
+def websocket_frames(messages: list[str | bytes]) -> bytes:
+    """Unmasked, uncompressed, unfragmented WebSocket frames (RFC 6455 5.2) of these
+    messages, as a server sends them: text frames for str (UTF-8), binary for bytes."""
+    parts: list[bytes] = []
+    for message in messages:
+        if isinstance(message, str):
+            payload, head = message.encode(), 0x81  # FIN, text
+        else:
+            payload, head = message, 0x82  # FIN, binary
+        size = len(payload)
+        if size < 126:
+            parts.append(bytes((head, size)))
+        elif size <= 0xFFFF:
+            parts.append(struct.pack("!BBH", head, 126, size))
+        else:
+            parts.append(struct.pack("!BBQ", head, 127, size))
+        parts.append(payload)
+    return b"".join(parts)
+
+
 def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> type[Any]:
     base: type[Any] = socketio.get_tornado_handler(sio)
     sio.eio._async = {
@@ -167,6 +188,25 @@ def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> typ
         def write_message(self, message: Any, binary: bool = False) -> Any:
             try:
                 return super().write_message(message, binary=binary)
+            except tornado.iostream.StreamBufferFullError:
+                self.close(1008, "not reading")
+                raise tornado.websocket.WebSocketClosedError() from None
+
+        def write_frames(self, messages: list[str | bytes]) -> None:
+            """Sends each message as a WebSocket message (str as text, bytes as binary),
+            all in one write to the stream: not `write_message`'s task, future and write
+            for each. `WebSocketClosedError` if the socket is closed or closing."""
+            conn = self.ws_connection
+            if conn is None or conn.is_closing():
+                raise tornado.websocket.WebSocketClosedError()
+            if conn._compressor is not None or conn.mask_outgoing:  # never so here; be exact
+                for message in messages:
+                    self.write_message(message, binary=isinstance(message, bytes))
+                return
+            try:
+                conn.stream.write(websocket_frames(messages))
+            except tornado.iostream.StreamClosedError:
+                raise tornado.websocket.WebSocketClosedError() from None
             except tornado.iostream.StreamBufferFullError:
                 self.close(1008, "not reading")
                 raise tornado.websocket.WebSocketClosedError() from None
