@@ -4,6 +4,7 @@ rule of the chat lives here, shared by the HTTP API and the Socket.IO events."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,21 +163,40 @@ class Chat:
             )
         return list(rows[:SYNC_LIMIT]), len(rows) > SYNC_LIMIT
 
-    async def stored_since(self, since: datetime) -> list[Message]:
-        """Every message stored at or after `since`, oldest first (for `Fanout.relay_gap`):
-        walked back from the newest id on the primary key, never a scan of the table."""
-        found: list[Message] = []
+    async def stored_since(self, since: datetime) -> AsyncIterator[list[Message]]:
+        """Every message stored at or after `since`, oldest first, a page of SYNC_LIMIT at a
+        time (for `Fanout.relay_gap`), up to the newest one stored when it starts. The first
+        is found walking back from the newest id on the primary key (ids and times only,
+        never a scan of the table); then pages are read forward by id. It holds one page at a
+        time, however long ago `since` is."""
+        first: int | None = None
+        newest: int | None = None
         before: int | None = None
         while True:
-            stmt = select(Message).order_by(Message.id.desc()).limit(SYNC_LIMIT)
+            back = select(Message.id, Message.created_at).order_by(Message.id.desc())
             if before is not None:
-                stmt = stmt.where(Message.id < before)
+                back = back.where(Message.id < before)
             async with self.sessions() as db:
-                rows = (await db.execute(stmt)).scalars().all()
-            found.extend(m for m in rows if m.created_at >= since)
+                rows = (await db.execute(back.limit(SYNC_LIMIT))).all()
+            if newest is None and rows:
+                newest = rows[0].id
+            first = next((r.id for r in reversed(rows) if r.created_at >= since), first)
             if len(rows) < SYNC_LIMIT or rows[-1].created_at < since:
-                return found[::-1]
+                break
             before = rows[-1].id
+        if first is None or newest is None:
+            return
+        after = first - 1
+        while after < newest:
+            forward = select(Message).where(Message.id > after, Message.id <= newest)
+            async with self.sessions() as db:
+                page = list(
+                    (await db.execute(forward.order_by(Message.id).limit(SYNC_LIMIT))).scalars()
+                )
+            if not page:
+                return
+            yield page
+            after = page[-1].id
 
     async def mark_read(self, me: Person, read: ReadUpTo) -> None:
         conversation = await self._conversation_of(me, read.with_)

@@ -4,7 +4,7 @@ server's manager (which a broker-backed manager extends across processes)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,8 +45,9 @@ class Fanout:
     def __init__(self, connections: Connections, cluster: Cluster, relay: RelayGate) -> None:
         self.connections, self.cluster, self.relay = connections, cluster, relay
         self._server: Emitter | None = None
-        # What was stored since a time, oldest first (`Chat.stored_since`; set by `Services`).
-        self.stored_since: Callable[[datetime], Awaitable[list[Message]]] | None = None
+        # What was stored since a time, oldest first, in pages (`Chat.stored_since`; set by
+        # `Services`).
+        self.stored_since: Callable[[datetime], AsyncIterator[list[Message]]] | None = None
 
     def attach(self, server: Emitter) -> None:
         self._server = server
@@ -77,17 +78,22 @@ class Fanout:
         since shortly before the cut; clients drop the ones they have by id."""
         if self.stored_since is None:
             return
+        delivered = 0
         try:
-            missed = await self.stored_since(datetime.fromtimestamp(since, UTC))
-            for message in missed:
-                rooms = [ROOM_ADMINS, user_room(message.conversation)]
-                await self.server.emit(
-                    EV_MESSAGE, message_to_wire(message), to=rooms, ignore_queue=True
-                )
+            async for page in self.stored_since(datetime.fromtimestamp(since, UTC)):
+                for message in page:
+                    rooms = [ROOM_ADMINS, user_room(message.conversation)]
+                    await self.server.emit(
+                        EV_MESSAGE, message_to_wire(message), to=rooms, ignore_queue=True
+                    )
+                delivered += len(page)
         except Exception:
-            log.exception("messages of the broker outage not delivered again; clients sync")
+            log.exception(
+                "messages of the broker outage not delivered again; clients sync",
+                extra={"messages": delivered},
+            )
             return
-        log.info("delivered again after a broker outage", extra={"messages": len(missed)})
+        log.info("delivered again after a broker outage", extra={"messages": delivered})
 
     async def typing(self, sender: str, to: str, typing: bool) -> None:
         rooms = [ROOM_ADMINS] if to == ROOM_ADMINS else [ROOM_ADMINS, user_room(to)]

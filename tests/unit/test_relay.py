@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -113,8 +114,9 @@ async def test_replay_after_a_gap_with_the_database_down_is_logged_not_raised(
     cluster = LocalCluster()
     fanout = Fanout(Connections(), cluster, relay.RelayGate(cluster))
 
-    async def database_down(since: object) -> list[object]:
+    async def database_down(since: object) -> AsyncIterator[list[object]]:
         raise ConnectionRefusedError("database down")
+        yield []  # an async generator, as `Chat.stored_since`
 
     fanout.stored_since = database_down  # type: ignore[assignment]
     await fanout.relay_gap(0.0)
