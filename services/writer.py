@@ -34,7 +34,9 @@ class GroupWriter:
         self._queue.append((message, done))
         if self._writing is None or self._writing.done():
             self._writing = asyncio.ensure_future(self._drain())
-        await asyncio.shield(done)  # a cancelled caller must not cancel the others' commit
+        # A cancelled caller cancels only its own future, which the batch then leaves alone
+        # (`_settle`): the batch, with its message, is still written for the others.
+        await done
 
     async def _drain(self) -> None:
         while self._queue:

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from models.message import Message
+from models.message import ADMINS, Message
 from tests.conftest import Client, Stack, StackFactory
 
 
@@ -362,3 +362,22 @@ async def test_stored_since_pages_back_to_the_time_asked(
     assert [m.text for m in await anext(replay)] == ["m2", "m3"]
     await ana.call("mensaje_privado", {"text": "m5"})
     assert [[m.text for m in page] async for page in replay] == [["m4"]]
+
+
+async def test_a_cancelled_store_leaves_the_rest_of_its_batch_alone(stack: Stack) -> None:
+    """A sender's socket closing while its message waits for the commit: the others' messages
+    in the same transaction are committed and acked all the same."""
+    writer = stack.services.chat.writer
+
+    def draft(i: int) -> Message:
+        return Message(
+            sender="ana", recipient=ADMINS, conversation="ana", text=f"m{i}", client_msg_id=None
+        )
+
+    stores = [asyncio.ensure_future(writer.store(draft(i))) for i in range(3)]
+    await asyncio.sleep(0)  # all three are queued, for one batch
+    stores[1].cancel()
+    await asyncio.gather(stores[0], stores[2])
+    with pytest.raises(asyncio.CancelledError):
+        await stores[1]
+    assert await stored_count(stack) == 3  # the cancelled one was in the batch already
