@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from models.message import ADMINS, Message, ReadMarker
+from models.message import ADMINS, Message, Posted, ReadMarker, StoredMessage
 from models.user import Person, User, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
@@ -66,7 +66,9 @@ class Chat:
 
     # -- sending ------------------------------------------------------------------------
 
-    async def send(self, sender: Person, draft: Draft, *, from_sid: str | None = None) -> Message:
+    async def send(
+        self, sender: Person, draft: Draft, *, from_sid: str | None = None
+    ) -> StoredMessage:
         """Store a message once, then deliver it; returns the stored message."""
         conversation, recipient = await self._route(sender, draft.to)
         await self.relay.admit()  # while another process's listener lags, wait for it
@@ -77,7 +79,7 @@ class Chat:
                 if earlier is not None:
                     return earlier
             raise AppError(Code.RATE_LIMITED, "Too many messages; slow down.")
-        message = Message(
+        message = Posted(
             sender=sender.user,
             recipient=recipient,
             conversation=conversation,

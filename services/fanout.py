@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from models.message import Message
+from models.message import Message, StoredMessage
 from services.cluster import Cluster, Control
 from services.presence import Connections
 from services.relay import LagSource, RelayGate
@@ -65,7 +65,7 @@ class Fanout:
             raise RuntimeError("fan-out used before a Socket.IO server was attached")
         return self._server
 
-    async def message(self, message: Message, *, skip_sid: str | None) -> None:
+    async def message(self, message: StoredMessage, *, skip_sid: str | None) -> None:
         """user -> admins: room admins and the sender's other sockets;
         admin -> user: the user's room and room admins; never the sending socket."""
         rooms = [ROOM_ADMINS, user_room(message.conversation)]

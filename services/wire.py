@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from models.message import ADMINS, Message
+from models.message import ADMINS, StoredMessage
 from models.user import User
 
 # Cookie and rooms
@@ -45,7 +45,7 @@ def user_to_wire(user: User) -> dict[str, str]:
     return {"user": user.user, "name": user.name, "rol": user.rol}
 
 
-def message_to_wire(message: Message) -> dict[str, Any]:
+def message_to_wire(message: StoredMessage) -> dict[str, Any]:
     return {
         "id": message.id,
         "from": message.sender,

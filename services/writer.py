@@ -13,21 +13,21 @@ from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.message import CommitLock, Message
+from models.message import CommitLock, Message, Posted
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
-Batch = list[tuple[Message, asyncio.Future[None]]]
+Batch = list[tuple[Posted, asyncio.Future[None]]]
 
 
 class GroupWriter:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
-        self._queue: list[tuple[Message, asyncio.Future[None]]] = []
+        self._queue: Batch = []
         self._writing: asyncio.Task[None] | None = None
 
-    async def store(self, message: Message) -> None:
+    async def store(self, message: Posted) -> None:
         """Insert `message` (its id and created_at are set) and return once it is committed;
         raises what storing it raised (IntegrityError for a repeated client_msg_id)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -84,7 +84,7 @@ class GroupWriter:
             for _, done in batch:
                 _settle(done, None)
 
-    async def _commit_alone(self, item: tuple[Message, asyncio.Future[None]]) -> None:
+    async def _commit_alone(self, item: tuple[Posted, asyncio.Future[None]]) -> None:
         message, done = item
         try:
             await self._write([message])
@@ -93,7 +93,7 @@ class GroupWriter:
         else:
             _settle(done, None)
 
-    async def _stored_keys(self, messages: list[Message]) -> set[tuple[str, str | None]]:
+    async def _stored_keys(self, messages: list[Posted]) -> set[tuple[str, str | None]]:
         pairs = [(m.sender, m.client_msg_id) for m in messages if m.client_msg_id is not None]
         if not pairs:
             return set()
@@ -105,7 +105,7 @@ class GroupWriter:
             )
             return {(sender, cid) for sender, cid in rows.all()}
 
-    async def _write(self, messages: list[Message]) -> None:
+    async def _write(self, messages: list[Posted]) -> None:
         async with self.sessions.begin() as db:
             # Taking this row lock first makes writers on every process commit one after the
             # other in the order they were given ids: id order is commit order.

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from models.message import ADMINS, Message
+from models.message import ADMINS, Message, Posted
 from tests.conftest import Client, Stack, StackFactory
 
 
@@ -369,8 +369,8 @@ async def test_a_cancelled_store_leaves_the_rest_of_its_batch_alone(stack: Stack
     in the same transaction are committed and acked all the same."""
     writer = stack.services.chat.writer
 
-    def draft(i: int) -> Message:
-        return Message(
+    def draft(i: int) -> Posted:
+        return Posted(
             sender="ana", recipient=ADMINS, conversation="ana", text=f"m{i}", client_msg_id=None
         )
 
