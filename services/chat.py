@@ -4,7 +4,7 @@ rule of the chat lives here, shared by the HTTP API and the Socket.IO events."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,9 +67,16 @@ class Chat:
     # -- sending ------------------------------------------------------------------------
 
     async def send(
-        self, sender: Person, draft: Draft, *, from_sid: str | None = None
+        self,
+        sender: Person,
+        draft: Draft,
+        *,
+        from_sid: str | None = None,
+        queued: Callable[[], None] = lambda: None,
     ) -> StoredMessage:
-        """Store a message once, then deliver it; returns the stored message."""
+        """Store a message once, then deliver it; returns the stored message. `queued` is
+        called once the message has its place in the commit order, before the commit: the
+        sender's next message may go ahead from then on and still be stored after it."""
         conversation, recipient = await self._route(sender, draft.to)
         await self.relay.admit()  # while another process's listener lags, wait for it
         if not await self.limits.take(sender.user):
@@ -86,8 +93,10 @@ class Chat:
             text=draft.text,
             client_msg_id=draft.client_msg_id,
         )
+        committed = self.writer.submit(message)
+        queued()
         try:
-            await self.writer.store(message)
+            await committed
         except IntegrityError:
             # This client_msg_id was stored before (a retry, or a concurrent send that committed
             # first): answer with that message; the retry does not count against the limit.

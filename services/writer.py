@@ -27,16 +27,22 @@ class GroupWriter:
         self._queue: Batch = []
         self._writing: asyncio.Task[None] | None = None
 
-    async def store(self, message: Posted) -> None:
-        """Insert `message` (its id and created_at are set) and return once it is committed;
-        raises what storing it raised (IntegrityError for a repeated client_msg_id)."""
+    def submit(self, message: Posted) -> asyncio.Future[None]:
+        """Queue `message` for insertion; the future is done once it is committed (its id and
+        created_at set), or has what storing it raised (IntegrityError for a repeated
+        client_msg_id). Messages are given ids in the order they were submitted.
+
+        A caller that stops waiting (its future cancelled) cancels nothing else: the batch
+        leaves a cancelled future alone (`_settle`) and still writes its message."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((message, done))
         if self._writing is None or self._writing.done():
             self._writing = asyncio.ensure_future(self._drain())
-        # A cancelled caller cancels only its own future, which the batch then leaves alone
-        # (`_settle`): the batch, with its message, is still written for the others.
-        await done
+        return done
+
+    async def store(self, message: Posted) -> None:
+        """`submit` and wait for the commit."""
+        await self.submit(message)
 
     async def _drain(self) -> None:
         while self._queue:

@@ -27,12 +27,31 @@ MAX_QUEUED_EVENTS = 64
 # A client repeating the same `typing` news faster than this is not relayed each time
 # (clients send it every 2 s or so while typing; receivers drop it after 5 s).
 TYPING_REPEAT_SECONDS = 1.0
-Handler = Callable[["ChatNamespace", str, Any], Awaitable[Ack]]
+
+
+class Turn:
+    """One event's turn in its socket's order: the socket's next event starts once this one
+    is over, or once the handler says so earlier (`over()`), when what must happen in order
+    is done (a message has its place in the commit order) and only waiting is left."""
+
+    __slots__ = ("_lock", "_over")
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock, self._over = lock, False
+
+    def over(self) -> None:
+        if not self._over:
+            self._over = True
+            self._lock.release()
+
+
+Handler = Callable[["ChatNamespace", str, Any, Turn], Awaitable[Ack]]
 
 
 def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
     """Run one event of a socket after the ones it sent before (per-socket order), and turn
-    its outcome into the ack: `AppError` as its own code, anything else `unavailable`."""
+    its outcome into the ack: `AppError` as its own code, anything else `unavailable`. The
+    handler gets its `Turn`, to let the next event start before its own ack."""
     event = handler.__name__.removeprefix("on_")
 
     @functools.wraps(handler)
@@ -51,8 +70,12 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
         try:
             if len(args) != 1:
                 raise invalid("Send exactly one argument: a JSON object.")
-            async with lock:
-                result = await handler(self, sid, args[0])
+            await lock.acquire()
+            turn = Turn(lock)
+            try:
+                result = await handler(self, sid, args[0], turn)
+            finally:
+                turn.over()
             if event == EV_MESSAGE:  # from its arrival to the hand-off to its recipients
                 DELIVERY_SECONDS.observe(time.perf_counter() - received)
             ACKS.labels(event, "ok").inc()
@@ -157,24 +180,26 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     # -- events -------------------------------------------------------------------------
 
     @acked
-    async def on_mensaje_privado(self, sid: str, data: Any) -> Ack:
+    async def on_mensaje_privado(self, sid: str, data: Any, turn: Turn) -> Ack:
         me = self.user_of(sid)
         draft = Draft.parse(data, max_text=self.services.settings.msg_max_chars)
-        message = await self.services.chat.send(me, draft, from_sid=sid)
+        # The socket's next message may go once this one has its place in the commit order:
+        # it is stored after this one, and shares its commit when they come together.
+        message = await self.services.chat.send(me, draft, from_sid=sid, queued=turn.over)
         return {"ok": True, "message": message_to_wire(message)}
 
     @acked
-    async def on_sync(self, sid: str, data: Any) -> Ack:
+    async def on_sync(self, sid: str, data: Any, turn: Turn) -> Ack:
         messages, more = await self.services.chat.sync(self.user_of(sid), sync_after(data))
         return {"ok": True, "messages": [message_to_wire(m) for m in messages], "more": more}
 
     @acked
-    async def on_read(self, sid: str, data: Any) -> Ack:
+    async def on_read(self, sid: str, data: Any, turn: Turn) -> Ack:
         await self.services.chat.mark_read(self.user_of(sid), ReadUpTo.parse(data))
         return {"ok": True}
 
     @acked
-    async def on_typing(self, sid: str, data: Any) -> Ack:
+    async def on_typing(self, sid: str, data: Any, turn: Turn) -> Ack:
         typing = Typing.parse(data)
         now = time.monotonic()
         last = self.last_typing.get(sid)
@@ -185,7 +210,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {"ok": True}
 
     @acked
-    async def on_announcement(self, sid: str, data: Any) -> Ack:
+    async def on_announcement(self, sid: str, data: Any, turn: Turn) -> Ack:
         me = self.user_of(sid)
         text = announcement_text(data, max_text=self.services.settings.msg_max_chars)
         return {"ok": True, "announcement": await self.services.chat.announce(me, text)}

@@ -381,3 +381,35 @@ async def test_a_cancelled_store_leaves_the_rest_of_its_batch_alone(stack: Stack
     with pytest.raises(asyncio.CancelledError):
         await stores[1]
     assert await stored_count(stack) == 3  # the cancelled one was in the batch already
+
+
+async def test_one_sockets_burst_is_stored_in_order_and_shares_commits(
+    make_stack: StackFactory,
+) -> None:
+    """A socket's next message goes once the one before has its place in the commit order:
+    a burst from one socket needs far fewer commits than messages, and keeps its order (ids,
+    acks and live delivery); a repeat within the burst answers with the stored message."""
+    from models.message import CommitLock
+
+    stack = await make_stack(msg_rate=0.0)
+    ana, boss, _ = await team(stack)
+    async with stack.services.sessions() as db:
+        commits_before = (await db.get(CommitLock, 1)).counter
+    texts = [f"burst {i}" for i in range(30)]
+    acks = await asyncio.gather(
+        *(
+            ana.call("mensaje_privado", {"text": t, "client_msg_id": f"b{i}"})
+            for i, t in enumerate(texts)
+        ),
+        ana.call("mensaje_privado", {"text": "again", "client_msg_id": "b3"}),
+    )
+    assert all(a["ok"] for a in acks)
+    ids = [a["message"]["id"] for a in acks[:-1]]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert [a["message"]["text"] for a in acks[:-1]] == texts
+    assert acks[-1]["message"] == acks[3]["message"]  # the repeat: the message stored first
+    async with stack.services.sessions() as db:
+        commits = (await db.get(CommitLock, 1)).counter - commits_before
+    assert commits <= len(texts) // 3  # one at a time would be 30 commits
+    await boss.wait_for("mensaje_privado", len(texts))
+    assert [m["text"] for m in boss.got("mensaje_privado")] == texts
