@@ -24,6 +24,7 @@ from services.limits import (
 )
 from services.presence import Connections
 from services.relay import RelayGate
+from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Services:
             fanout=fanout,
             cluster=cluster,
             relay=relay,
+            writer=GroupWriter(engine, sessions),
         )
         fanout.stored_since = chat.stored_since
         return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster, relay)
@@ -92,6 +94,7 @@ class Services:
         await self.cluster.start(self.on_control)
 
     async def close(self) -> None:
+        await self.chat.writer.close()
         await self.relay.close()
         await self.cluster.close()
 

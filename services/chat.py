@@ -57,10 +57,11 @@ class Chat:
         fanout: Fanout,
         cluster: Cluster,
         relay: RelayGate,
+        writer: GroupWriter,
     ) -> None:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
         self.limits, self.fanout, self.cluster, self.relay = limits, fanout, cluster, relay
-        self.writer = GroupWriter(sessions)
+        self.writer = writer
         # any spelling of a user's name -> the stored name, of users found to exist
         self._known: TTLCache[str, str] = TTLCache(KNOWN_USERS, KNOWN_USER_SECONDS)
 

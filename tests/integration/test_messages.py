@@ -413,3 +413,22 @@ async def test_one_sockets_burst_is_stored_in_order_and_shares_commits(
     assert commits <= len(texts) // 3  # one at a time would be 30 commits
     await boss.wait_for("mensaje_privado", len(texts))
     assert [m["text"] for m in boss.got("mensaje_privado")] == texts
+
+
+async def test_the_writer_keeps_one_connection_while_busy_and_gives_it_back(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services import writer as writer_module
+
+    ana, _, _ = await team(stack)
+    writer, pool = stack.services.chat.writer, stack.services.engine.pool
+    assert (await ana.call("mensaje_privado", {"text": "one"}))["ok"] is True
+    kept = writer._conn
+    assert kept is not None and pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert (await ana.call("mensaje_privado", {"text": "two"}))["ok"] is True
+    assert writer._conn is kept  # the next batch is written on it
+    monkeypatch.setattr(writer_module, "HOLD_SECONDS", 0.0)
+    assert (await ana.call("mensaje_privado", {"text": "three"}))["ok"] is True
+    assert writer._conn is not kept  # idle too long: back to the pool, and another taken
+    await writer.close()
+    assert writer._conn is None and pool.checkedout() == 0  # type: ignore[attr-defined]
