@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import json
 import logging
@@ -140,6 +141,12 @@ async def serve(settings: Settings) -> None:
         max_body_size=settings.max_packet_chars * 4 + 4096,
         xheaders=False,
     )
+    # What start-up made (modules, the ORM's mappings, compiled templates: nearly all of the
+    # heap) lives as long as the process: out of the collector's sight, so that its full
+    # collections, which stop the event loop, scan only what came later. Measured: each took
+    # 80-117 ms under load, a few times a minute, and set the ack latency's p99.
+    gc.collect()
+    gc.freeze()
     log.info(
         "listening on http://%s:%d",
         settings.host,
