@@ -154,6 +154,11 @@ class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc
 
     async def _listen(self) -> AsyncIterator[Any]:
         channel = self.channel.encode()
+        # What this process published comes back to it too, and python-socketio decodes it
+        # only to drop it (its own sockets had it at once): all but callbacks, whose host_id
+        # is not the last key, are dropped here before decoding (the codec writes compact
+        # JSON, orjson's or the standard library's).
+        own = f'"host_id":"{self.host_id}"}}'.encode()
         async for message in self._redis_listen_with_retries():
             if message["channel"] != channel or message["type"] != "message":
                 continue
@@ -161,6 +166,8 @@ class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc
             self._last_read = time.time()
             if data.startswith(PROBE_PREFIX):
                 self._probe_read(data)
+                continue
+            if data.endswith(own):
                 continue
             yield data
 

@@ -1,0 +1,44 @@
+"""The Redis manager's listener drops what its own process published before decoding it,
+and passes on what python-socketio still needs: other processes' messages, and callbacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from services.redis import RedisManager
+from sockets import orjson_codec
+
+
+def _manager(published: list[Any], monkeypatch: pytest.MonkeyPatch) -> RedisManager:
+    manager = RedisManager("redis://127.0.0.1:1/0", channel="chan", json=orjson_codec)
+
+    async def capture(data: Any) -> None:
+        published.append(data)
+
+    monkeypatch.setattr(manager, "_publish", capture)
+    return manager
+
+
+async def test_own_messages_are_dropped_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    mine: list[Any] = []
+    theirs: list[Any] = []
+    me, other = _manager(mine, monkeypatch), _manager(theirs, monkeypatch)
+    await me.emit("mensaje_privado", {"text": "hola"}, namespace="/", room="admins")
+    await me.emit("mensaje_privado", {"text": "\ud800"}, namespace="/", room="admins")
+    await other.emit("mensaje_privado", {"text": "from the other"}, namespace="/", room="admins")
+    await other._return_callback(me.host_id, "sid", "/", 7, "ack")  # a callback for me
+    (own_emit, own_surrogate), (other_emit, callback) = mine, theirs
+    # as `_publish` encodes them: the second by the standard library (orjson refuses it)
+    wire = [orjson_codec.dumps(m).encode() for m in (own_emit, own_surrogate, other_emit, callback)]
+
+    async def from_redis() -> AsyncIterator[dict[str, Any]]:
+        for data in wire:
+            yield {"channel": b"chan", "type": "message", "data": data}
+
+    monkeypatch.setattr(me, "_redis_listen_with_retries", from_redis)
+    got = [json.loads(data) async for data in me._listen()]
+    assert got == json.loads(json.dumps([other_emit, callback]))
