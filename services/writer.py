@@ -59,10 +59,6 @@ class GroupWriter:
             self._writing = asyncio.ensure_future(self._drain())
         return done
 
-    async def store(self, message: Posted) -> None:
-        """`submit` and wait for the commit."""
-        await self.submit(message)
-
     async def _drain(self) -> None:
         while self._queue:
             await self._commit(self._next_batch())
