@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,26 +33,6 @@ class Message(Base):
     )
 
 
-class StoredMessage(Protocol):
-    """What is read of a stored message: a `Message` row, or the `Posted` the send path
-    stored."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def sender(self) -> str: ...
-    @property
-    def recipient(self) -> str: ...
-    @property
-    def conversation(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def client_msg_id(self) -> str | None: ...
-
-
 @dataclass(slots=True)
 class Posted:
     """A message the send path stores: the columns of `Message` in a plain object, since
@@ -68,6 +47,10 @@ class Posted:
     client_msg_id: str | None
     id: int = 0
     created_at: datetime = NOT_YET
+
+
+# A stored message as its readers see it: a row read back, or what the send path stored.
+StoredMessage = Message | Posted
 
 
 class ReadMarker(Base):

@@ -85,7 +85,7 @@ class RedisManager(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[misc
         self._outbox.append((self.json.dumps(data), done))
         if self._publisher is None or self._publisher.done():
             self._publisher = asyncio.ensure_future(self._publish_all())
-        await asyncio.shield(done)
+        await done  # a cancelled caller cancels only its own future, which is then skipped
 
     async def _publish_all(self) -> None:
         while self._outbox:

@@ -196,13 +196,11 @@ def make_transport_handler(sio: socketio.AsyncServer, settings: Settings) -> typ
             """Sends each message as a WebSocket message (str as text, bytes as binary),
             all in one write to the stream: not `write_message`'s task, future and write
             for each. `WebSocketClosedError` if the socket is closed or closing."""
+            # Unmasked (a server's frames) and uncompressed (compression is never negotiated
+            # here, see get_compression_options; RFC 7692 allows uncompressed frames anyway).
             conn = self.ws_connection
             if conn is None or conn.is_closing():
                 raise tornado.websocket.WebSocketClosedError()
-            if conn._compressor is not None or conn.mask_outgoing:  # never so here; be exact
-                for message in messages:
-                    self.write_message(message, binary=isinstance(message, bytes))
-                return
             try:
                 conn.stream.write(websocket_frames(messages))
             except tornado.iostream.StreamClosedError:

@@ -3,6 +3,7 @@ and passes on what python-socketio still needs: other processes' messages, and c
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -42,3 +43,36 @@ async def test_own_messages_are_dropped_before_decoding(monkeypatch: pytest.Monk
     monkeypatch.setattr(me, "_redis_listen_with_retries", from_redis)
     got = [json.loads(data) async for data in me._listen()]
     assert got == json.loads(json.dumps([other_emit, callback]))
+
+
+async def test_publishing_with_redis_down_gives_up_and_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As python-socketio's own: a publish that fails twice is logged and dropped, and its
+    caller goes on (the stored message reaches the other processes' sockets by `sync`)."""
+    manager = RedisManager("redis://127.0.0.1:1/0", channel="chan", json=orjson_codec)
+    try:
+        await asyncio.wait_for(manager._publish({"method": "emit", "host_id": "x"}), 10)
+    finally:
+        await manager.close()
+    assert "Cannot publish to redis" in caplog.text and "giving up" in caplog.text
+
+
+async def test_a_cancelled_publisher_leaves_the_rest_of_its_batch_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manager = RedisManager("redis://127.0.0.1:1/0", channel="chan", json=orjson_codec)
+    sent: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def batch(messages: list[str]) -> None:
+        await release.wait()
+        sent.append(messages)
+
+    monkeypatch.setattr(manager, "_publish_batch", batch)
+    callers = [asyncio.ensure_future(manager._publish({"n": i})) for i in range(3)]
+    await asyncio.sleep(0)  # all three queued, for one pipelined batch
+    callers[0].cancel()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(callers[1], callers[2]), 5)
+    assert sent == [['{"n":0}', '{"n":1}', '{"n":2}']]  # queued before it was cancelled
