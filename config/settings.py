@@ -18,9 +18,11 @@ T = TypeVar("T")
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_DATABASE_URL = "sqlite:///supportchat.db"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_WORKER_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_WORKER_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_HIDDEN = ("JWT_SECRET", "METRICS_TOKEN")
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "mysql": "mysql+aiomysql",
@@ -84,6 +86,9 @@ class Settings:
     log_level: str = "INFO"
     redis_prefix: str = "supportchat"
     admin_ui: bool = False
+    registrations_per_hour: int = 20
+    max_connections: int = 10_000
+    metrics_token: Secret | None = field(default=None, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -109,7 +114,7 @@ def load_settings(
         try:
             return parse(raw.strip())
         except ValueError as exc:
-            shown = "(hidden)" if name == "JWT_SECRET" else repr(redact_url(raw))
+            shown = "(hidden)" if name in _HIDDEN else repr(redact_url(raw))
             raise SettingsError(f"{name}: {exc}, got {shown}") from None
 
     database_url = get("DATABASE_URL", parse_database_url, parse_database_url(DEFAULT_DATABASE_URL))
@@ -146,6 +151,9 @@ def load_settings(
         log_level=get("LOG_LEVEL", _log_level, "INFO"),
         redis_prefix=get("REDIS_PREFIX", _prefix, "supportchat"),
         admin_ui=get("ADMIN_UI", _bool, False),
+        registrations_per_hour=get("REGISTRATIONS_PER_HOUR", _int_in(0, 1_000_000), 20),
+        max_connections=get("MAX_CONNECTIONS", _int_in(1, 1_000_000), 10_000),
+        metrics_token=get("METRICS_TOKEN", _token, None),
     )
 
 
@@ -221,7 +229,7 @@ def _float_at_least(low: float) -> Callable[[str], float]:
 
 
 def _duration(raw: str) -> float:
-    match = _DURATION.match(raw.lower())
+    match = _DURATION.fullmatch(raw.lower())
     if not match or float(match.group(1)) * _UNITS[match.group(2)] < 1:
         raise ValueError("expected a duration of at least 1s, such as 8h, 30m or 3600s")
     return float(match.group(1)) * _UNITS[match.group(2)]
@@ -254,7 +262,7 @@ def _networks(raw: str) -> tuple[IpNetwork, ...]:
 
 
 def _worker_id(raw: str) -> str:
-    if not _WORKER_ID.match(raw):
+    if not _WORKER_ID.fullmatch(raw):
         raise ValueError("expected 1-32 letters and digits")
     return raw
 
@@ -272,9 +280,15 @@ def _origins(raw: str) -> tuple[str, ...]:
 
 
 def _prefix(raw: str) -> str:
-    if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", raw):
+    if not _PREFIX.fullmatch(raw):
         raise ValueError("expected 1-64 letters, digits, '_', '.', ':' or '-'")
     return raw
+
+
+def _token(raw: str) -> Secret:
+    if len(raw) < 16 or any(c.isspace() or not c.isprintable() for c in raw):
+        raise ValueError("expected at least 16 printable characters without spaces")
+    return Secret(raw)
 
 
 def _log_level(raw: str) -> str:
