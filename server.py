@@ -118,6 +118,7 @@ async def open_database(settings: Settings, stop: asyncio.Event) -> AsyncEngine 
 
 async def serve(settings: Settings) -> None:
     from handlers import make_app
+    from handlers.listen import listen
     from sockets import drain, make_sio
     from sockets.transport import make_transport_handler
 
@@ -135,11 +136,8 @@ async def serve(settings: Settings) -> None:
     await services.start()
     sio = make_sio(services)
     transport = make_transport_handler(sio, settings)
-    server = make_app(settings, services, transport).listen(
-        settings.port,
-        settings.host,
-        max_body_size=settings.max_packet_chars * 4 + 4096,
-        xheaders=False,
+    server = listen(
+        make_app(settings, services, transport), settings, port=settings.port, host=settings.host
     )
     # What start-up made (modules, the ORM's mappings, compiled templates: nearly all of the
     # heap) lives as long as the process: out of the collector's sight, so that its full

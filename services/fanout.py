@@ -117,9 +117,9 @@ class Fanout:
     async def on_control(self, message: Control) -> None:
         op = message.get("op")
         if op == "disconnect_user":
-            sids = self.connections.of_user(str(message["user"]))
+            sids = self.connections.close_user(str(message["user"]))
         elif op == "disconnect_token":
-            sids = self.connections.of_token(str(message["jti"]))
+            sids = self.connections.close_token(str(message["jti"]))
         elif op == "offline":  # the last socket of a user was on a process that died
             await self.presence(str(message["user"]), False)
             return

@@ -24,10 +24,46 @@ class Connection:
         return self.identity.user
 
 
+class Handshake:
+    """A socket's handshake under way: from its token's check until it is registered. News
+    that the user's sockets must close (a logout, a role change) that arrives meanwhile finds
+    no socket to close yet, so it marks the handshake `stale` instead."""
+
+    __slots__ = ("jti", "stale", "user")
+
+    def __init__(self, user: str, jti: str) -> None:
+        self.user, self.jti, self.stale = user, jti, False
+
+
 class Connections:
     def __init__(self) -> None:
         self._by_sid: dict[str, Connection] = {}
         self._by_user: dict[str, set[str]] = {}
+        self._handshakes: set[Handshake] = set()
+
+    def begin_handshake(self, user: str, jti: str) -> Handshake:
+        handshake = Handshake(user, jti)
+        self._handshakes.add(handshake)
+        return handshake
+
+    def end_handshake(self, handshake: Handshake) -> bool:
+        """Forget the handshake; whether news for its user or token came while it lasted."""
+        self._handshakes.discard(handshake)
+        return handshake.stale
+
+    def close_user(self, user: str) -> list[str]:
+        """The user's sockets to close; its handshakes under way become stale."""
+        for handshake in self._handshakes:
+            if handshake.user.lower() == user.lower():
+                handshake.stale = True
+        return self.of_user(user)
+
+    def close_token(self, jti: str) -> list[str]:
+        """The sockets of a token to close; its handshakes under way become stale."""
+        for handshake in self._handshakes:
+            if handshake.jti == jti:
+                handshake.stale = True
+        return self.of_token(jti)
 
     def add(self, conn: Connection) -> None:
         self._by_sid[conn.sid] = conn

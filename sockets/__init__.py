@@ -34,6 +34,11 @@ _EVENT_WITH_ACK = re.compile(r"^2(?:(/[^,]*),)?(\d{1,15})\[")
 # life, with every header of the request (and, on polling, the finished request's handler).
 _SESSION_KEEPS = ("HTTP_COOKIE",)
 
+# Socket.IO BINARY_EVENT and BINARY_ACK: no event of the contract carries binary data.
+_BINARY_TYPES = ("5", "6")
+# Seconds from the Engine.IO open (or from leaving the namespace) to the Socket.IO connect.
+CONNECT_DEADLINE = 10
+
 
 _SEND_PING = engineio.async_socket.AsyncSocket._send_ping
 
@@ -55,6 +60,21 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
             return loop.call_later(self.ping_interval, self._ping, target.__self__)
         return super().start_background_task(target, *args, **kwargs)
 
+    async def disconnect(self, sid: str | None = None) -> None:
+        """Close a session (all of them without `sid`) without waiting for its queue to drain.
+
+        python-engineio's own waits for a poll to take the CLOSE packet, forever when none comes:
+        a polling POST it refuses (too large, a packet it does not know) stayed unanswered, and
+        held its body, until shutdown. The CLOSE packet still goes to a pending or later poll,
+        and to a WebSocket, whose session loop ends once its socket is closed."""
+        if sid is None:
+            for session_id in list(self.sockets):
+                await self.disconnect(session_id)
+            return
+        socket = self.sockets.pop(sid, None)
+        if socket is not None:
+            await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+
     def _ping(self, socket: Any) -> None:
         """What python-engineio's `_send_ping` does once its sleep is over."""
         if not socket.closing and not socket.closed:
@@ -69,6 +89,10 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     # the whole process, so shutdown must undo it.
     instrumentation: Any = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._closing: set[asyncio.Task[None]] = set()
+
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return EngineServer
 
@@ -76,8 +100,40 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_eio_connect(eio_sid, environ)
         if self.instrumentation is None:  # the Admin UI shows each session's headers
             self.environ[eio_sid] = {k: environ[k] for k in _SESSION_KEEPS if k in environ}
+        self._connect_deadline(eio_sid)
+
+    def _connect_deadline(self, eio_sid: str) -> None:
+        """Close the Engine.IO session unless it is connected to the namespace within
+        `CONNECT_DEADLINE` seconds: a session that never connects holds a socket for nothing."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(CONNECT_DEADLINE, self._check_connected, eio_sid)
+
+    def _check_connected(self, eio_sid: str) -> None:
+        if eio_sid in self.eio.sockets and self.manager.sid_from_eio_sid(eio_sid, "/") is None:
+            log.info("session closed: no Socket.IO connect within %d s", CONNECT_DEADLINE)
+            self._close_session(eio_sid)
+
+    def _close_session(self, eio_sid: str) -> None:
+        """Close an Engine.IO session and its transport (not a Socket.IO disconnect)."""
+        task = asyncio.ensure_future(self.eio.disconnect(eio_sid))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _handle_disconnect(
+        self, eio_sid: str, namespace: str | None, reason: Any = None
+    ) -> None:
+        await super()._handle_disconnect(eio_sid, namespace, reason)
+        if eio_sid in self.eio.sockets:  # the client left the namespace, not the session
+            self._connect_deadline(eio_sid)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if not isinstance(data, str) or data[:1] in _BINARY_TYPES:
+            # The contract has no binary events, and python-socketio would keep every binary
+            # frame a BINARY_EVENT announces, however many it announces: close the session.
+            self._binary_packet.pop(eio_sid, None)
+            log.warning("binary packet refused; session closed", extra={"eio_sid": eio_sid})
+            self._close_session(eio_sid)
+            return
         try:
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, IndexError, KeyError, TypeError) as exc:

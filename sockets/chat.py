@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import socketio
@@ -18,7 +18,7 @@ from services.inputs import Draft, ReadUpTo, Typing, announcement_text, invalid,
 from services.metrics import ACKS, CONNECTED_SOCKETS, DELIVERY_SECONDS
 from services.presence import Connection
 from services.wire import EV_MESSAGE, ROOM_ADMINS, message_to_wire, user_room
-from sockets.handshake import authenticate
+from sockets.handshake import authenticate, claims_of, token_from
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,32 @@ MAX_QUEUED_EVENTS = 64
 # A client repeating the same `typing` news faster than this is not relayed each time
 # (clients send it every 2 s or so while typing; receivers drop it after 5 s).
 TYPING_REPEAT_SECONDS = 1.0
+# `typing` events a socket may send in any second; the excess is acked and dropped.
+TYPING_PER_SECOND = 5
+
+
+class TypingNews:
+    """What a socket last said about its typing, and how much it said this second."""
+
+    __slots__ = ("count", "last", "last_at", "second")
+
+    def __init__(self) -> None:
+        self.last: Typing | None = None
+        self.last_at = self.second = float("-inf")
+        self.count = 0
+
+    def relay(self, typing: Typing, now: float) -> bool:
+        """Whether to relay this news: not past `TYPING_PER_SECOND` in the current second,
+        and not the same news as the last within `TYPING_REPEAT_SECONDS`."""
+        if now - self.second >= 1.0:
+            self.second, self.count = now, 0
+        self.count += 1
+        if self.count > TYPING_PER_SECOND:
+            return False
+        if typing == self.last and now - self.last_at < TYPING_REPEAT_SECONDS:
+            return False
+        self.last, self.last_at = typing, now
+        return True
 
 
 class Turn:
@@ -107,7 +133,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.services = services
         self.locks: dict[str, asyncio.Lock] = {}
         self.waiting: dict[str, int] = {}  # events of each socket received and not yet acked
-        self.last_typing: dict[str, tuple[Typing, float]] = {}
+        self.typing_news: dict[str, TypingNews] = {}
         self.expiry: dict[str, asyncio.TimerHandle] = {}
         self.in_flight = 0
         self.draining = False
@@ -129,7 +155,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     # -- lifecycle ----------------------------------------------------------------------
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
-        user, claims = await authenticate(self.services.auth, environ, auth)
+        token = token_from(environ, auth)
+        claims = claims_of(self.services.auth, token)
+        # From here until the socket is registered, a logout or role change finds no socket
+        # to close: it marks the handshake instead, and the socket is closed once connected.
+        connections = self.services.connections
+        handshake = connections.begin_handshake(claims.user, claims.jti)
+        try:
+            await self._connect(sid, token)
+        finally:
+            if connections.end_handshake(handshake) and sid in self.locks:
+                self._later(self._disconnect_once_connected(sid))
+
+    async def _connect(self, sid: str, token: str) -> None:
+        user, claims = await authenticate(self.services.auth, token)
         await self.enter_room(sid, user_room(user.user))
         if user.is_admin:
             await self.enter_room(sid, ROOM_ADMINS)
@@ -143,10 +182,22 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if first:
             await self.services.fanout.presence(user.user, True)
 
+    async def _disconnect_once_connected(self, sid: str) -> None:
+        """A Socket.IO disconnect of a socket whose handshake is ending: python-socketio
+        ignores one before it has marked the socket connected, just after `on_connect`."""
+        for _ in range(200):
+            if self.server.manager.is_connected(sid, "/"):
+                log.info("closed at its handshake's end (logout or role change)")
+                await self.disconnect(sid)
+                return
+            if sid not in self.locks:  # gone meanwhile
+                return
+            await asyncio.sleep(0.01)
+
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         self.locks.pop(sid, None)
         self.waiting.pop(sid, None)
-        self.last_typing.pop(sid, None)
+        self.typing_news.pop(sid, None)
         timer = self.expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
@@ -173,7 +224,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def _expire(self, sid: str) -> None:
         """The token's exp has passed: a Socket.IO disconnect, so the client does not retry."""
         log.info("token expired", extra={"sid": sid})
-        task: asyncio.Task[None] = asyncio.ensure_future(self.disconnect(sid))
+        self._later(self.disconnect(sid))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -201,12 +255,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     @acked
     async def on_typing(self, sid: str, data: Any, turn: Turn) -> Ack:
         typing = Typing.parse(data)
-        now = time.monotonic()
-        last = self.last_typing.get(sid)
-        if last is not None and last[0] == typing and now - last[1] < TYPING_REPEAT_SECONDS:
-            return {"ok": True}  # the same news again at once: relayed already
-        self.last_typing[sid] = (typing, now)
-        await self.services.chat.typing(self.user_of(sid), typing)
+        news = self.typing_news.get(sid)
+        if news is None:
+            news = self.typing_news[sid] = TypingNews()
+        if news.relay(typing, time.monotonic()):
+            await self.services.chat.typing(self.user_of(sid), typing)
         return {"ok": True}
 
     @acked

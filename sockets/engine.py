@@ -106,6 +106,10 @@ async def websocket_session(self: Any, ws: Any) -> None:
             # if we get an unexpected exception we log the error and exit
             # the connection properly
             server.logger.exception("Unknown receive error")
+        if self.closed:
+            # The server closed the session (python-engineio's loop would read on until the
+            # client goes): the WebSocket closes too, once the writer has sent what is queued.
+            break
 
     await self.queue.put(None)  # unlock the writer task so it can exit
     await writer_task

@@ -249,6 +249,7 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     """Start servers on the parametrised database; each call gives a new server (on the same
     database and JWT secret, like the workers of one deployment)."""
     from handlers import make_app
+    from handlers.listen import listen
     from sockets import drain, make_sio
     from sockets.transport import make_transport_handler
 
@@ -272,7 +273,7 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         sio = make_sio(services)
         transport = make_transport_handler(sio, settings)
         app = make_app(settings, services, transport)
-        server = app.listen(0, "127.0.0.1", max_body_size=settings.max_packet_chars * 4 + 4096)
+        server = listen(app, settings, port=0, host="127.0.0.1")
         port = next(iter(server._sockets.values())).getsockname()[1]
         stack = Stack(settings, services, port)
         stack.http = httpx.AsyncClient(base_url=stack.url, timeout=10)

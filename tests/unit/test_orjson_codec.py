@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from services import json_input
 from sockets import orjson_codec
 
 
@@ -35,3 +36,26 @@ def test_loads_accepts_what_json_accepts() -> None:
 def test_invalid_json_still_raises_a_decode_error() -> None:
     with pytest.raises(orjson_codec.JSONDecodeError):
         orjson_codec.loads("[1,")
+
+
+@pytest.mark.parametrize("data", ["[" * 33 + "]" * 33, '{"a":' * 33 + "1" + "}" * 33])
+def test_nesting_past_32_levels_is_refused_as_a_value_error(data: str) -> None:
+    for given in (data, data.encode()):
+        with pytest.raises(json_input.TooDeep):
+            orjson_codec.loads(given)
+
+
+def test_nesting_of_100_000_levels_is_refused_without_recursion() -> None:
+    with pytest.raises(json_input.TooDeep):
+        orjson_codec.loads("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(json_input.TooDeep):  # the standard library's path (long digits)
+        json_input.loads("[" * 100_000 + "1" * 30 + "]" * 100_000)
+
+
+def test_32_levels_and_brackets_inside_strings_are_fine() -> None:
+    nested: list[object] = []
+    for _ in range(31):
+        nested = [nested]
+    assert orjson_codec.loads("[" * 32 + "]" * 32) == nested
+    brackets = '["' + "[{" * 100 + '", {"a": "]]\\"[["}]'
+    assert orjson_codec.loads(brackets) == ["[{" * 100, {"a": ']]"[['}]
