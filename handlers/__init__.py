@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ def make_app(
         (r"/openapi.json", ops.OpenApiHandler, s),
         (r"/api-docs/?", ops.ApiDocsHandler, s),
         (
-            r"/api-docs/vendor/(.*)",
-            tornado.web.StaticFileHandler,
+            rf"/api-docs/vendor/({'|'.join(re.escape(a) for a in ops.SWAGGER_ASSETS)})",
+            ops.SwaggerAssetHandler,
             {"path": swagger_ui_bundle.swagger_ui_path},
         ),
         (r"/socket.io/", transport, {}),
@@ -51,10 +52,15 @@ def make_app(
         template_path=str(ROOT / "templates"),
         static_path=str(ROOT / "static"),
         xsrf_cookies=True,
+        # Over HTTPS the form token's cookie is `__Host-`: a browser takes it only from a secure
+        # page of this host, set with Path=/ and no Domain (not from a sibling subdomain, nor
+        # from plain HTTP on another port). The Origin check of the form posts covers the rest.
+        xsrf_cookie_name="__Host-xsrf" if settings.cookie_secure else "_xsrf",
         xsrf_cookie_kwargs={
             "httponly": True,
             "samesite": "Strict",
             "secure": settings.cookie_secure,
+            "path": "/",
         },
         default_handler_class=ops.NotFoundHandler,
         default_handler_args=s,

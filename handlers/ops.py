@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 
 import prometheus_client
 import tornado.web
 
-from handlers.base import BaseHandler
+from handlers.base import CSP, BaseHandler, security_headers
 from handlers.openapi import openapi_document
+from services.errors import AppError, Code
+
+# What templates/api_docs.html loads from the vendored Swagger UI directory; nothing else of it
+# is served (its own index.html loads an outside site and would carry no CSP of ours).
+SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
 class HealthHandler(BaseHandler):
@@ -22,9 +28,28 @@ class HealthHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    """Open unless METRICS_TOKEN is set; then only `Authorization: Bearer <METRICS_TOKEN>`."""
+
     def get(self) -> None:
+        if not self.authorized():
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", 'Bearer realm="metrics"')
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.set_header("Cache-Control", "no-store")
+            error = AppError(Code.UNAUTHENTICATED, "Send Authorization: Bearer <METRICS_TOKEN>.")
+            self.finish(json.dumps(error.body()))
+            return
         self.set_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
         self.finish(prometheus_client.generate_latest())
+
+    def authorized(self) -> bool:
+        expected = self.services.settings.metrics_token
+        if expected is None:
+            return True
+        scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), expected.reveal().encode()
+        )
 
 
 class OpenApiHandler(BaseHandler):
@@ -43,6 +68,13 @@ class ApiDocsHandler(BaseHandler):
 
     def get(self) -> None:
         self.render("api_docs.html")
+
+
+class SwaggerAssetHandler(tornado.web.StaticFileHandler):
+    """One of `SWAGGER_ASSETS` (the route names them), with our security headers."""
+
+    def set_default_headers(self) -> None:
+        security_headers(self, CSP)
 
 
 class NotFoundHandler(BaseHandler):

@@ -3,17 +3,46 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import tornado.web
 
 from handlers.base import BaseHandler
+from handlers.forwarding import normalize_origin, own_origin
 from services.errors import AppError, Code
 from services.inputs import Credentials, Registration
+
+
+def posted_from(headers: Any) -> str | None:
+    """The origin a browser says a form post came from: `Origin`, else that of `Referer`
+    (none when the page sent `Referrer-Policy: no-referrer`), else None (not a browser)."""
+    origin: str | None = headers.get("Origin")
+    if origin is not None:
+        return origin
+    referer = headers.get("Referer")
+    if not referer:
+        return None
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return "null"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 class PageHandler(BaseHandler):
     async def prepare(self) -> None:
         await self.load_user()
+
+    def check_xsrf_cookie(self) -> None:
+        """Tornado calls this before every form post. The `_xsrf` pair alone is not enough:
+        cookies are not isolated by port, so a page on another port of this host can plant
+        the cookie. A browser also says where the post comes from, and it must be us."""
+        source = posted_from(self.request.headers)
+        if source is not None and normalize_origin(source) != own_origin(
+            self.request, self.services.settings.trusted_proxies
+        ):
+            raise tornado.web.HTTPError(403, "form post from another origin")
+        super().check_xsrf_cookie()
 
     def render_form(self, template: str, status: int, **values: Any) -> None:
         self.set_status(status)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -36,6 +38,9 @@ class Base(DeclarativeBase):
 def make_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine for a URL already mapped to its driver by `parse_database_url`."""
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_sqlite_file(Path(database))
         engine = create_async_engine(url, **options)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -56,6 +61,35 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
     options.setdefault("max_overflow", 20)
     options.setdefault("pool_timeout", 10)
     return create_async_engine(url, **options)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make the database file readable by its owner only, as the secret file beside it. SQLite
+    gives the `-wal` and `-shm` files it creates the main file's mode, whatever the umask. An
+    existing file that others may read (made before this, or by hand) is narrowed, with a warning.
+    When the file cannot be made (no such directory), SQLite reports it at the first connect."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError:
+        return
+    else:
+        os.close(fd)
+        return
+    narrowed: list[str] = []
+    for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+                narrowed.append(f"{file} ({mode:o} -> {mode & 0o700:o})")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not make %s readable by its owner only (%s)", file, exc)
+    if narrowed:
+        log.warning("database files were open to others, now owner only: %s", ", ".join(narrowed))
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

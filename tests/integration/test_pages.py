@@ -88,7 +88,7 @@ async def xsrf_of(client: httpx.AsyncClient, path: str = "/login") -> str:
     r = await client.get(path)
     assert r.status_code == 200, r.text
     value = Page(r.text).field("_xsrf")
-    assert value and "_xsrf" in client.cookies
+    assert value and ("_xsrf" in client.cookies or "__Host-xsrf" in client.cookies)
     return value
 
 
@@ -214,14 +214,14 @@ async def test_login_post_cookie_is_secure_when_configured(make_stack: StackFact
     await stack.register("ana")
     async with browser(stack) as client:
         form = await client.get("/login")
-        # The _xsrf cookie is Secure too, so the client jar keeps it off plain HTTP: send it
-        # by hand, as a browser would over HTTPS.
-        xsrf_cookie, xsrf_attrs = cookie_attrs(form, "_xsrf")
+        # The form token's cookie is Secure too (and `__Host-`), so the client jar keeps it off
+        # plain HTTP: send it by hand, as a browser would over HTTPS.
+        xsrf_cookie, xsrf_attrs = cookie_attrs(form, "__Host-xsrf")
         assert "secure" in xsrf_attrs
         r = await client.post(
             "/login",
             data={"_xsrf": Page(form.text).field("_xsrf"), "username": "ana", "password": PASSWORD},
-            headers={"Cookie": f"_xsrf={xsrf_cookie}"},
+            headers={"Cookie": f"__Host-xsrf={xsrf_cookie}"},
             follow_redirects=False,
         )
     assert r.status_code == 302
