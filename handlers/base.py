@@ -11,7 +11,7 @@ import tornado.web
 
 from handlers.forwarding import client_address
 from models.user import User
-from services import Services
+from services import Services, json_input
 from services.auth import Claims
 from services.errors import OUTAGE, AppError, Code, unavailable
 from services.metrics import HTTP_REQUESTS
@@ -144,7 +144,9 @@ class ApiHandler(BaseHandler):
 
     def json_body(self) -> object:
         try:
-            return json.loads(self.request.body or b"null")
+            return json_input.loads(self.request.body or b"null")
+        except json_input.TooDeep:
+            raise AppError(Code.INVALID, "The body is nested too deeply.") from None
         except (ValueError, UnicodeDecodeError):
             raise AppError(Code.INVALID, "The body is not valid JSON.") from None
 

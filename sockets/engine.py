@@ -79,6 +79,11 @@ async def websocket_session(self: Any, ws: Any) -> None:
                 ws.send_all([pkt.encode() for pkt in packets])
             except BaseException:
                 break
+            if self.closed and self.queue.empty():
+                # The server closed the session, and its CLOSE packet is out: close the
+                # WebSocket too (python-engineio's loop waits for the client to do it), which
+                # also ends the reader below.
+                break
         await ws.close()
 
     writer_task = asyncio.ensure_future(writer())
@@ -107,9 +112,7 @@ async def websocket_session(self: Any, ws: Any) -> None:
             # the connection properly
             server.logger.exception("Unknown receive error")
         if self.closed:
-            # The server closed the session (python-engineio's loop would read on until the
-            # client goes): the WebSocket closes too, once the writer has sent what is queued.
-            break
+            break  # the server closed the session while handling this packet
 
     await self.queue.put(None)  # unlock the writer task so it can exit
     await writer_task
