@@ -65,6 +65,7 @@ def test_systemd_unit_runs_one_hardened_worker_per_instance() -> None:
     assert one("Restart") == "on-failure"
     assert one("TimeoutStopSec") == "20"  # above the worker's 15 s drain
     assert one("KillSignal") == "SIGTERM"
+    assert int(one("LimitNOFILE")) >= 10_000 + 256  # MAX_CONNECTIONS's default and the rest
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
@@ -114,6 +115,7 @@ def test_compose_runs_redis_mariadb_two_workers_and_nginx() -> None:
         assert worker["depends_on"]["mariadb"]["condition"] == "service_healthy"
         assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
         assert "ports" not in worker  # reached through nginx only
+        assert worker["ulimits"]["nofile"] >= 10_000 + 256  # MAX_CONNECTIONS and the rest
     for key in shared:  # the settings that must match across workers do
         assert len({str(e[key]) for e in envs.values()}) == 1, key
 
