@@ -31,6 +31,7 @@ from models.db import make_engine, make_sessions, migrate, ping
 from services import Services
 from services.errors import AppError
 from services.redis import connect_redis
+from sockets.libraries import UntestedLibrary, check_libraries
 
 log = logging.getLogger("supportchat")
 ROOT = Path(__file__).resolve().parent
@@ -235,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = replace(settings, **overrides)
     setup_logging(settings.log_level)
+    if args.command is None:  # serving: sockets/ patches these libraries' private parts
+        try:
+            for line in check_libraries(allow_untested=settings.allow_untested_libraries):
+                log.warning("%s; started anyway (ALLOW_UNTESTED_LIBRARIES=1)", line)
+        except UntestedLibrary as exc:
+            sys.stderr.write(f"supportchat: {exc}\n")
+            return 2
     tornado.locale.load_translations(str(ROOT / "locale"))
     settings = resolve_secret(settings)
 

@@ -89,6 +89,7 @@ class Settings:
     registrations_per_hour: int = 20
     max_connections: int = 10_000
     metrics_token: Secret | None = field(default=None, repr=False)
+    allow_untested_libraries: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -154,6 +155,7 @@ def load_settings(
         registrations_per_hour=get("REGISTRATIONS_PER_HOUR", _int_in(0, 1_000_000), 20),
         max_connections=get("MAX_CONNECTIONS", _int_in(1, 1_000_000), 10_000),
         metrics_token=get("METRICS_TOKEN", _token, None),
+        allow_untested_libraries=get("ALLOW_UNTESTED_LIBRARIES", _bool, False),
     )
 
 
