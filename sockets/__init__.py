@@ -16,11 +16,10 @@ from socketio import packet
 
 from config.settings import Settings
 from services import Services
-from services.emit import DirectEmit, LocalManager
 from services.errors import AppError, Code
-from services.redis import RedisManager
 from sockets import orjson_codec
 from sockets.chat import ChatNamespace
+from sockets.managers import AioPikaManager, LocalManager, RedisManager
 from sockets.queues import PacketQueue
 
 log = logging.getLogger(__name__)
@@ -196,10 +195,6 @@ def make_sio(services: Services) -> socketio.AsyncServer:
         )
     services.fanout.attach(sio)
     return sio
-
-
-class AioPikaManager(socketio.AsyncAioPikaManager, DirectEmit):  # type: ignore[misc]
-    pass
 
 
 def make_manager(settings: Settings) -> socketio.AsyncManager:

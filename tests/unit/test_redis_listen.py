@@ -1,5 +1,5 @@
-"""The Redis manager's listener drops what its own process published before decoding it,
-and passes on what python-socketio still needs: other processes' messages, and callbacks."""
+"""The Redis manager's listener drops what its own process published (and its probes), and
+passes on what python-socketio still needs: other processes' messages, and callbacks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.redis import RedisManager
 from sockets import orjson_codec
+from sockets.managers import RedisManager
 
 
 def _manager(published: list[Any], monkeypatch: pytest.MonkeyPatch) -> RedisManager:
@@ -24,7 +24,7 @@ def _manager(published: list[Any], monkeypatch: pytest.MonkeyPatch) -> RedisMana
     return manager
 
 
-async def test_own_messages_are_dropped_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_own_messages_and_probes_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     mine: list[Any] = []
     theirs: list[Any] = []
     me, other = _manager(mine, monkeypatch), _manager(theirs, monkeypatch)
@@ -33,16 +33,22 @@ async def test_own_messages_are_dropped_before_decoding(monkeypatch: pytest.Monk
     await other.emit("mensaje_privado", {"text": "from the other"}, namespace="/", room="admins")
     await other._return_callback(me.host_id, "sid", "/", 7, "ack")  # a callback for me
     (own_emit, own_surrogate), (other_emit, callback) = mine, theirs
-    # as `_publish` encodes them: the second by the standard library (orjson refuses it)
+    # as `_publish` encodes them (the second by the standard library: orjson refuses it), and
+    # one of mine with its keys in another order, as another encoder may write them
     wire = [orjson_codec.dumps(m).encode() for m in (own_emit, own_surrogate, other_emit, callback)]
+    wire.append(json.dumps(dict(reversed(own_emit.items()))).encode())
+    wire.append(json.dumps({"method": "probe", "host_id": me.host_id, "seq": 1}).encode())
+    wire.append(b"not json")
 
-    async def from_redis() -> AsyncIterator[dict[str, Any]]:
+    async def from_redis() -> AsyncIterator[bytes]:
         for data in wire:
-            yield {"channel": b"chan", "type": "message", "data": data}
+            yield data
 
-    monkeypatch.setattr(me, "_redis_listen_with_retries", from_redis)
-    got = [json.loads(data) async for data in me._listen()]
+    monkeypatch.setattr(me, "_subscribed", from_redis)
+    me._roundtrip, me._probes = 0.0, {1: 0.0}
+    got = [message async for message in me._listen()]
     assert got == json.loads(json.dumps([other_emit, callback]))
+    assert me._probes == {}  # the probe was read back
 
 
 async def test_publishing_with_redis_down_gives_up_and_returns(
