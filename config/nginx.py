@@ -8,8 +8,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_NAME = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+# Always fullmatch (`$` would allow a final "\n"); [0-9], not \d, which takes any Unicode digit.
+_NAME = re.compile(r"[A-Za-z0-9]{1,32}")
+_HOSTPORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 @dataclass(frozen=True)
@@ -20,20 +22,20 @@ class Upstream:
     @classmethod
     def parse(cls, raw: str) -> Upstream:
         name, sep, address = raw.partition("=")
-        if not sep or not _NAME.match(name):
+        if not sep or not _NAME.fullmatch(name):
             raise ValueError(
                 f"--upstream {raw!r}: expected NAME=HOST:PORT, NAME letters and digits"
             )
-        match = _HOSTPORT.match(address)
+        match = _HOSTPORT.fullmatch(address)
         if not match or not 1 <= int(match.group(2)) <= 65535:
             raise ValueError(f"--upstream {raw!r}: expected NAME=HOST:PORT")
         return cls(name, address)
 
 
 def parse_listen(raw: str) -> str:
-    if raw.isdigit() and 1 <= int(raw) <= 65535:
+    if _PORT.fullmatch(raw) and 1 <= int(raw) <= 65535:
         return raw
-    match = _HOSTPORT.match(raw)
+    match = _HOSTPORT.fullmatch(raw)
     if not match or not 1 <= int(match.group(2)) <= 65535:
         raise ValueError(f"--listen {raw!r}: expected PORT or HOST:PORT")
     return raw

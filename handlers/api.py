@@ -35,7 +35,7 @@ class RegisterApi(ApiHandler):
         form = Registration.parse(
             self.json_body(), min_password=self.services.settings.password_min_length
         )
-        user = await self.services.auth.register(form)
+        user = await self.services.auth.register(form, address=self.client_ip)
         self.send_json({"user": user_to_wire(user)}, 201)
 
 

@@ -114,7 +114,7 @@ class RegisterPage(PageHandler):
             form = Registration.parse(
                 values, min_password=self.services.settings.password_min_length
             )
-            user = await self.services.auth.register(form)
+            user = await self.services.auth.register(form, address=self.client_ip)
         except AppError as exc:
             if exc.code is Code.UNAVAILABLE:
                 raise

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, String, func
+from sqlalchemy import String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base
@@ -57,12 +59,32 @@ class Identity:
         return self.rol == ADMIN
 
 
-def user_named(dialect: str, name: str) -> ColumnElement[bool]:
-    """A WHERE clause finding `name` in any spelling of case.
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
-    MariaDB's collation and SQLite's NOCASE column already ignore case (and keep the primary
-    key usable); PostgreSQL compares lower() against its unique expression index.
+
+def ascii_lower(name: str) -> str:
+    """`name` with A-Z as a-z and every other character as it is (no Unicode case folding)."""
+    return name.translate(_ASCII_LOWER)
+
+
+def same_name(stored: str, given: str) -> bool:
+    """Whether `given` names the user stored as `stored`: equal up to ASCII case only."""
+    return ascii_lower(stored) == ascii_lower(given)
+
+
+async def user_named(db: AsyncSession, dialect: str, name: str) -> User | None:
+    """The user whose stored name equals `name` up to ASCII case, on every database: the one
+    way any name from outside (login, `to`, `with`, the role path, a token) finds a user.
+
+    The database narrows to candidates with its index, by rules that are looser than ours
+    (MariaDB's collation pads trailing spaces and folds accents, PostgreSQL's lower() folds
+    Unicode case such as the Kelvin sign); the exact comparison is made here.
     """
-    if dialect == "postgresql":
-        return func.lower(User.user) == name.lower()
-    return User.user == name
+    if dialect == "postgresql":  # the unique expression index on lower("user")
+        near = func.lower(User.user) == func.lower(name)
+    else:  # MariaDB's *_ci collation, SQLite's NOCASE column: the primary key
+        near = User.user == name
+    for user in (await db.execute(select(User).where(near))).scalars():
+        if same_name(user.user, name):
+            return user
+    return None

@@ -15,7 +15,7 @@ from services.chat import Chat
 from services.cluster import Cluster, Control, LocalCluster, RedisCluster
 from services.fanout import Fanout
 from services.limits import (
-    FailureWindow,
+    AttemptWindow,
     MessageLimit,
     RedisSlidingWindow,
     RedisTokenBuckets,
@@ -55,15 +55,20 @@ class Services:
         prefix = settings.redis_prefix
         cluster: Cluster
         limits: MessageLimit
-        failures: FailureWindow
+        failures: AttemptWindow
+        registrations: AttemptWindow
         if redis is None:
             cluster = LocalCluster()
             limits = TokenBuckets(settings.msg_rate, settings.msg_burst)
             failures = SlidingWindow(settings.login_failures_per_minute, 60.0)
+            registrations = SlidingWindow(settings.registrations_per_hour, 3600.0)
         else:
             cluster = RedisCluster(redis, prefix)
             limits = RedisTokenBuckets(redis, prefix, settings.msg_rate, settings.msg_burst)
             failures = RedisSlidingWindow(redis, prefix, settings.login_failures_per_minute, 60.0)
+            registrations = RedisSlidingWindow(
+                redis, prefix, settings.registrations_per_hour, 3600.0, kind="registrations"
+            )
         connections = Connections()
         relay = RelayGate(cluster)
         fanout = Fanout(connections, cluster, relay)
@@ -74,6 +79,7 @@ class Services:
             tokens=Tokens(settings.jwt_secret.reveal(), settings.jwt_ttl_seconds),
             revocations=Revocations(sessions, cluster),
             failures=failures,
+            registrations=registrations,
             fanout=fanout,
         )
         chat = Chat(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import argon2
 import bcrypt
@@ -19,25 +22,63 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from models.message import RevokedToken
-from models.user import ADMIN, USER, Identity, User, user_named
+from models.user import ADMIN, USER, Identity, User, ascii_lower, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
 from services.inputs import Credentials, Registration
-from services.limits import FailureWindow
+from services.limits import AttemptWindow
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
+HASH_WAIT_SECONDS = 2.0
+T = TypeVar("T")
 _LEGACY_PREFIXES = ("$2a$", "$2b$", "$2y$")
 
 
 class Passwords:
-    """argon2id for new hashes; the old service's bcrypt hashes still verify."""
+    """argon2id for new hashes; the old service's bcrypt hashes still verify.
 
-    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+    The async methods run a hash in a thread, at most `slots` at once in this process (the
+    CPU count, at least 2): a burst of registrations cannot queue up logins behind it for
+    longer than `wait` seconds; a caller that gets no slot by then is told to come back."""
+
+    def __init__(
+        self,
+        hasher: argon2.PasswordHasher | None = None,
+        *,
+        slots: int | None = None,
+        wait: float = HASH_WAIT_SECONDS,
+    ) -> None:
         self.hasher = hasher or argon2.PasswordHasher()
         self._dummy: str | None = None
+        self.slots = slots or max(2, os.cpu_count() or 2)
+        self.wait = wait
+        self._free = asyncio.Semaphore(self.slots)
+
+    async def new_hash(self, password: str) -> str:
+        return await self._bounded(lambda: self.hash(password))
+
+    async def check(self, stored: str, password: str) -> tuple[bool, bool]:
+        """`verify` off the event loop, within the bound."""
+        return await self._bounded(lambda: self.verify(stored, password))
+
+    async def check_nobody(self, password: str) -> None:
+        """`burn` off the event loop, within the bound."""
+        await self._bounded(lambda: self.burn(password))
+
+    async def _bounded(self, work: Callable[[], T]) -> T:
+        try:
+            async with asyncio.timeout(self.wait):
+                await self._free.acquire()
+        except TimeoutError:
+            log.warning("password hashing saturated: %d in flight", self.slots)
+            raise AppError(Code.UNAVAILABLE, "The server is busy; try again shortly.") from None
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            self._free.release()
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)
@@ -181,18 +222,19 @@ class Auth:
         dialect: str,
         tokens: Tokens,
         revocations: Revocations,
-        failures: FailureWindow,
+        failures: AttemptWindow,
+        registrations: AttemptWindow,
         fanout: Fanout,
         passwords: Passwords | None = None,
     ) -> None:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
         self.tokens, self.revocations, self.failures = tokens, revocations, failures
-        self.fanout = fanout
+        self.registrations, self.fanout = registrations, fanout
         self.passwords = passwords or Passwords()
 
     async def find_user(self, name: str) -> User | None:
         async with self.sessions() as db:
-            return (await db.execute(select(User).where(user_named(self.dialect, name)))).scalar()
+            return await user_named(db, self.dialect, name)
 
     def _unrevoked(self, token: str) -> Claims:
         claims = self.tokens.verify(token)
@@ -209,20 +251,30 @@ class Auth:
         return user, claims
 
     async def identify(self, token: str) -> tuple[Identity, Claims]:
-        """`authenticate` for a socket's handshake: the same checks, but only the columns a
-        socket keeps for its life are read (no ORM instance, no password hash)."""
+        """`authenticate` for a socket's handshake: the same checks, and the socket keeps for
+        its life only the three public columns (no ORM instance, no password hash)."""
         claims = self._unrevoked(token)
-        query = select(User.user, User.name, User.rol).where(user_named(self.dialect, claims.user))
-        async with self.sessions() as db:
-            row = (await db.execute(query)).first()
-        if row is None:
+        user = await self.find_user(claims.user)
+        if user is None:
             raise AppError(Code.UNAUTHENTICATED, "The token's user no longer exists.")
-        return Identity(row.user, row.name, row.rol), claims
+        return Identity(user.user, user.name, user.rol), claims
 
-    async def register(self, form: Registration) -> User:
+    async def register(self, form: Registration, *, address: str) -> User:
+        """Create a user: at most `REGISTRATIONS_PER_HOUR` from one client address (one is
+        counted before its password is hashed, and given back when it creates nobody)."""
+        held = await self.registrations.reserve(f"addr:{address}")
+        if held is None:
+            raise AppError(Code.RATE_LIMITED, "Too many registrations; try again later.")
+        try:
+            return await self._create(form)
+        except BaseException:
+            await self.registrations.release(held)
+            raise
+
+    async def _create(self, form: Registration) -> User:
         if await self.find_user(form.username) is not None:
             raise AppError(Code.EXISTS, "That user name is taken.")
-        hashed = await asyncio.to_thread(self.passwords.hash, form.password)
+        hashed = await self.passwords.new_hash(form.password)
         user = User(user=form.username, name=form.name, rol=USER, password=hashed)
         try:
             async with self.sessions.begin() as db:
@@ -233,35 +285,44 @@ class Auth:
         return user
 
     async def add_user(self, username: str, name: str, password: str, *, admin: bool) -> User:
-        """For the command line: same rules as registration, any role."""
+        """For the command line: same rules as registration (but no limit), any role."""
         form = Registration.parse(
             {"username": username, "name": name, "password": password},
             min_password=self.settings.password_min_length,
         )
-        user = await self.register(form)
+        user = await self._create(form)
         if admin:
             user = await self.set_role(user.user, ADMIN)
         return user
 
     async def login(self, creds: Credentials, *, address: str) -> tuple[User, Issued]:
-        user_key, addr_key = f"user:{creds.username.lower()}", f"addr:{address}"
-        if await self.failures.blocked(user_key, addr_key):
-            raise AppError(Code.RATE_LIMITED, "Too many failed logins; wait a minute.")
+        """Check a password, at most `LOGIN_FAILURES_PER_MINUTE` failures per user and per
+        address in any minute. Each attempt is counted as a failure before its password is
+        checked, so attempts at once cannot outrun the limit, and given back when it succeeds."""
         user = await self.find_user(creds.username)
-        if user is None:
-            await asyncio.to_thread(self.passwords.burn, creds.password)
-            ok, rehash = False, False
-        else:
-            ok, rehash = await asyncio.to_thread(
-                self.passwords.verify, user.password, creds.password
-            )
+        # Counted by the user found, whatever spelling was typed; else by the spelling.
+        user_key = f"user:{ascii_lower(user.user if user is not None else creds.username)}"
+        held = await self.failures.reserve(user_key, f"addr:{address}")
+        if held is None:
+            raise AppError(Code.RATE_LIMITED, "Too many failed logins; wait a minute.")
+        try:
+            if user is None:
+                await self.passwords.check_nobody(creds.password)
+                ok, rehash = False, False
+            else:
+                ok, rehash = await self.passwords.check(user.password, creds.password)
+        except BaseException:
+            await self.failures.release(held)  # not a failure: the password was not checked
+            raise
         if user is None or not ok:
-            await self.failures.fail(user_key, addr_key)
             log.info("login failed", extra={"address": address})
             raise AppError(Code.BAD_CREDENTIALS, "Wrong user name or password.")
+        await self.failures.release(held)
         await self.failures.clear(user_key)
         if rehash:
-            await self._rehash(user, creds.password)
+            # Without a hashing slot now (`unavailable`), a later login upgrades the hash.
+            with contextlib.suppress(AppError):
+                await self._rehash(user, creds.password)
         log.info("login", extra={"user": user.user})
         return user, self.tokens.issue(user)
 
@@ -277,7 +338,7 @@ class Auth:
         return user.is_admin
 
     async def _rehash(self, user: User, password: str) -> None:
-        hashed = await asyncio.to_thread(self.passwords.hash, password)
+        hashed = await self.passwords.new_hash(password)
         async with self.sessions.begin() as db:
             await db.execute(update(User).where(User.user == user.user).values(password=hashed))
         user.password = hashed
@@ -291,7 +352,7 @@ class Auth:
     async def set_role(self, name: str, rol: str) -> User:
         """Change a role; the user's sockets are closed so that they reconnect with it."""
         async with self.sessions.begin() as db:
-            user = (await db.execute(select(User).where(user_named(self.dialect, name)))).scalar()
+            user = await user_named(db, self.dialect, name)
             if user is None:
                 raise AppError(Code.NOT_FOUND, "No such user.")
             user.rol = rol

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from models.message import ADMINS, Message, Posted, ReadMarker, StoredMessage
-from models.user import Person, User, user_named
+from models.user import Person, User, same_name, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
@@ -62,7 +62,7 @@ class Chat:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
         self.limits, self.fanout, self.cluster, self.relay = limits, fanout, cluster, relay
         self.writer = writer
-        # any spelling of a user's name -> the stored name, of users found to exist
+        # any ASCII-case spelling of a user's name -> the stored name, of users found to exist
         self._known: TTLCache[str, str] = TTLCache(KNOWN_USERS, KNOWN_USER_SECONDS)
 
     # -- sending ------------------------------------------------------------------------
@@ -131,23 +131,21 @@ class Chat:
             return (await db.execute(query)).scalar()
 
     async def _existing(self, name: str) -> str:
-        """The stored name of the user `name` (in any case), or `not_found`."""
+        """The stored name of the user `name` (in any ASCII case), or `not_found`."""
         known = self._known.get(name)
         if known is not None:
             return known
         async with self.sessions() as db:
-            found = (
-                await db.execute(select(User.user).where(user_named(self.dialect, name)))
-            ).scalar()
-        if found is None:
+            user = await user_named(db, self.dialect, name)
+        if user is None:
             raise AppError(Code.NOT_FOUND, "No such user.")
-        self._known[name] = found
-        return found
+        self._known[name] = user.user
+        return user.user
 
     async def _conversation_of(self, me: Person, with_: str | None) -> str:
         """The conversation `me` asks about: its own for a user, `with_` for an admin."""
         if not me.is_admin:
-            if with_ is not None and with_.lower() != me.user.lower():
+            if with_ is not None and not same_name(me.user, with_):
                 raise AppError(Code.FORBIDDEN, "Users read their own conversation only.")
             return me.user
         if with_ is None:

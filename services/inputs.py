@@ -16,7 +16,7 @@ from models.user import ADMIN, USER
 from services.errors import AppError, Code
 from services.wire import HISTORY_DEFAULT, HISTORY_LIMIT
 
-USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,32}$")
+USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")  # always fullmatch: `$` allows a final "\n"
 MAX_ID = 2**63 - 1
 CLIENT_MSG_ID_MAX = 64
 PASSWORD_MAX = 128
@@ -49,8 +49,9 @@ def valid_text(value: object, field: str, *, max_chars: int) -> str:
 
 
 def user_name(value: object, field: str = "username") -> str:
-    """A name that refers to a user: any string of the allowed characters (case ignored later)."""
-    if not isinstance(value, str) or not USERNAME.match(value):
+    """A name that refers to a user: any string of the allowed characters (ASCII case is
+    ignored later)."""
+    if not isinstance(value, str) or not USERNAME.fullmatch(value):
         raise invalid(f"{field} must be 3-32 letters, digits, '_', '.' or '-'.")
     return value
 

@@ -1,4 +1,5 @@
-"""Rate limits: a token bucket per user for messages, a sliding window for failed logins.
+"""Rate limits: a token bucket per user for messages, sliding windows for failed logins and
+registrations.
 
 These are this process's, in memory. The `Protocol`s are what a shared (Redis) store
 implements so that several processes do not each give the whole allowance.
@@ -6,7 +7,9 @@ implements so that several processes do not each give the whole allowance.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,13 +31,29 @@ class MessageLimit(Protocol):
         """Return a token taken for work that turned out not to count (a duplicate)."""
 
 
-class FailureWindow(Protocol):
-    async def blocked(self, *keys: str) -> bool:
-        """True when any key has reached its limit of failures in the window."""
+class Reservation:
+    """One attempt counted in advance against every key it names, until it is released."""
 
-    async def fail(self, *keys: str) -> None: ...
+    __slots__ = ("id", "keys", "local", "stamp")
 
-    async def clear(self, key: str) -> None: ...
+    def __init__(self, keys: tuple[str, ...], stamp: float, *, local: bool = True) -> None:
+        self.id, self.keys, self.stamp, self.local = secrets.token_hex(8), keys, stamp, local
+
+
+class AttemptWindow(Protocol):
+    """At most `limit` attempts per key in any `window` seconds (failed logins, registrations).
+
+    An attempt is counted before its work is done, so that N attempts at once cannot all pass
+    one check and then all be counted: `reserve` counts it against every key in one atomic
+    step, or refuses it (None) when any key is at its limit; `release` takes it back when the
+    attempt turned out not to count (a successful login, a refused registration)."""
+
+    async def reserve(self, *keys: str) -> Reservation | None: ...
+
+    async def release(self, held: Reservation) -> None: ...
+
+    async def clear(self, key: str) -> None:
+        """Forget every attempt counted against `key`."""
 
 
 @dataclass
@@ -82,38 +101,61 @@ class TokenBuckets:
 
 
 class SlidingWindow:
-    """At most `limit` failures per key in any `window` seconds."""
+    """`AttemptWindow` in this process's memory; `limit <= 0` means no limit."""
 
     def __init__(self, limit: int, window: float = 60.0, *, clock: Clock = time.monotonic) -> None:
         self.limit, self.window, self.clock = limit, window, clock
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: dict[str, deque[Reservation]] = {}
         self._next_sweep = 0.0
 
-    async def blocked(self, *keys: str) -> bool:
-        now = self.clock()
-        return any(len(self._recent(key, now)) >= self.limit for key in keys)
+    async def reserve(self, *keys: str) -> Reservation | None:
+        return self.reserve_now(keys)
 
-    async def fail(self, *keys: str) -> None:
+    def reserve_now(self, keys: tuple[str, ...]) -> Reservation | None:
+        """`reserve` without a suspension point: nothing else runs between check and count."""
         now = self.clock()
+        if self.limit <= 0:
+            return Reservation((), now)
+        if any(len(self._recent(key, now)) >= self.limit for key in keys):
+            return None
         self._sweep(now)
+        held = Reservation(keys, now)
         for key in keys:
-            hits = self._recent(key, now)
-            hits.append(now)
-            self._hits[key] = hits
+            self._hits.setdefault(key, deque()).append(held)
+        return held
+
+    async def release(self, held: Reservation) -> None:
+        for key in held.keys:
+            hits = self._hits.get(key)
+            if hits is not None and held in hits:
+                hits.remove(held)
 
     async def clear(self, key: str) -> None:
         self._hits.pop(key, None)
 
-    def _recent(self, key: str, now: float) -> deque[float]:
+    async def blocked(self, *keys: str) -> bool:
+        """True when any key is at its limit (what `reserve` would refuse)."""
+        now = self.clock()
+        return self.limit > 0 and any(len(self._recent(key, now)) >= self.limit for key in keys)
+
+    async def fail(self, *keys: str) -> None:
+        """Count one attempt against every key, whatever their counts."""
+        now = self.clock()
+        self._sweep(now)
+        held = Reservation(keys, now)
+        for key in keys:
+            self._hits.setdefault(key, deque()).append(held)
+
+    def _recent(self, key: str, now: float) -> deque[Reservation]:
         hits = self._hits.get(key, deque())
-        while hits and hits[0] <= now - self.window:
+        while hits and hits[0].stamp <= now - self.window:
             hits.popleft()
         return hits
 
     def _sweep(self, now: float) -> None:
         if now < self._next_sweep:
             return
-        self._hits = {k: h for k, h in self._hits.items() if h and h[-1] > now - self.window}
+        self._hits = {k: h for k, h in self._hits.items() if h and h[-1].stamp > now - self.window}
         self._next_sweep = now + self.window
 
 
@@ -138,23 +180,24 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return ok
 """
 
-# Failures in a sliding window: one sorted set per key, scored by Redis's clock in ms.
-# KEYS = the keys; ARGV = window ms, limit, "check" or "fail"
-_WINDOW = """
+# Attempts in a sliding window: one sorted set per key, scored by Redis's clock in ms, whose
+# members are reservations. Checked and counted for every key in one step, or not at all.
+# KEYS = the keys; ARGV = window ms, limit, the reservation's id
+_RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local blocked = 0
 for _, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
-  if ARGV[3] == 'fail' then
-    redis.call('ZADD', key, now, t[1] .. t[2] .. ':' .. math.random())
-    redis.call('PEXPIRE', key, window)
-  elseif redis.call('ZCARD', key) >= limit then
-    blocked = 1
+  if redis.call('ZCARD', key) >= limit then
+    return 0
   end
 end
-return blocked
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('PEXPIRE', key, window)
+end
+return 1
 """
 
 
@@ -192,34 +235,47 @@ class RedisTokenBuckets:
 
 
 class RedisSlidingWindow:
-    """`SlidingWindow` in Redis; this process's own window while Redis fails."""
+    """`SlidingWindow` in Redis, so that N processes give one allowance; this process's own
+    window while Redis fails. `kind` names the keys (`<prefix>:<kind>:<key>`)."""
 
-    def __init__(self, redis: Any, prefix: str, limit: int, window: float = 60.0) -> None:
-        self.redis, self.prefix, self.limit, self.window = redis, prefix, limit, window
-        self._script = redis.register_script(_WINDOW)
+    def __init__(
+        self, redis: Any, prefix: str, limit: int, window: float = 60.0, *, kind: str = "failures"
+    ) -> None:
+        self.redis, self.limit, self.window = redis, limit, window
+        self.prefix = f"{prefix}:{kind}"
+        self._script = redis.register_script(_RESERVE)
         self.fallback = SlidingWindow(limit, window)
 
     def _keys(self, keys: tuple[str, ...]) -> list[str]:
-        return [f"{self.prefix}:failures:{k}" for k in keys]
+        return [f"{self.prefix}:{k}" for k in keys]
 
-    async def _run(self, keys: tuple[str, ...], op: str) -> bool:
-        args = [int(self.window * 1000), self.limit, op]
-        return int(await self._script(keys=self._keys(keys), args=args)) == 1
-
-    async def blocked(self, *keys: str) -> bool:
+    async def reserve(self, *keys: str) -> Reservation | None:
+        if self.limit <= 0:
+            return Reservation((), 0.0)
+        held = Reservation(keys, 0.0, local=False)
+        args = [int(self.window * 1000), self.limit, held.id]
         try:
-            return await self._run(keys, "check")
-        except (RedisError, OSError):
-            return await self.fallback.blocked(*keys)
+            ok = int(await self._script(keys=self._keys(keys), args=args)) == 1
+        except (RedisError, OSError) as exc:
+            log.warning("limit store unavailable (%s); limiting per process", type(exc).__name__)
+            return self.fallback.reserve_now(keys)
+        return held if ok else None
 
-    async def fail(self, *keys: str) -> None:
+    async def release(self, held: Reservation) -> None:
+        if held.local:
+            await self.fallback.release(held)
+            return
         try:
-            await self._run(keys, "fail")
-        except (RedisError, OSError):
-            await self.fallback.fail(*keys)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in self._keys(held.keys):
+                    pipe.zrem(key, held.id)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            # The reservation stays counted until it leaves the window.
+            log.warning("limit store unavailable (%s); reservation kept", type(exc).__name__)
 
     async def clear(self, key: str) -> None:
-        try:
+        await self.fallback.clear(key)
+        # When Redis fails, what it counted leaves the window by itself.
+        with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(*self._keys((key,)))
-        except (RedisError, OSError):
-            await self.fallback.clear(key)

@@ -45,6 +45,25 @@ let unreadOpen = false; // the open conversation got messages not yet marked rea
 const conversationOf = (message) => (message.to === ADMINS ? message.from : message.to);
 const nameOf = (user) => conversations.get(user)?.name ?? user;
 
+/** How alike two display names look to a person: compatibility forms, case, spaces and
+ * invisible characters do not tell them apart. */
+const looks = (name) =>
+  name
+    .normalize("NFKC")
+    .replace(/[\s\p{Default_Ignorable_Code_Point}]+/gu, "")
+    .toLowerCase();
+
+/** What the inbox calls a conversation: its display name, followed by the user name when
+ * another conversation in the list looks the same ("Alice (alice2)"), so that an admin can
+ * tell them apart. Always starts with the display name. */
+function labelOf(c) {
+  const mine = looks(c.name);
+  for (const other of conversations.values()) {
+    if (other !== c && looks(other.name) === mine) return `${c.name} (${c.user})`;
+  }
+  return c.name;
+}
+
 const thread = new Thread(log, {
   nameOf,
   olderButton: document.getElementById("older"),
@@ -72,7 +91,7 @@ function renderEntry(c) {
   const dot = el("span", c.online ? "dot online" : "dot");
   dot.setAttribute("aria-hidden", "true");
   const line = el("span", "line");
-  line.append(el("span", "name", c.name));
+  line.append(el("span", "name", labelOf(c)));
   if (c.unread > 0) line.append(el("span", "unread", ` · ${t("unread", { count: c.unread })}`));
   line.append(el("span", "visually-hidden", ` · ${c.online ? t("online") : t("offline")}`));
   const parts = [dot, line];
@@ -83,9 +102,18 @@ function renderEntry(c) {
     parts.push(preview);
   }
   c.button.replaceChildren(...parts);
-  if (c.user === openUser) c.button.setAttribute("aria-current", "true");
-  else c.button.removeAttribute("aria-current");
+  if (c.user === openUser) {
+    c.button.setAttribute("aria-current", "true");
+    title.textContent = t("conversationWith", { name: labelOf(c) });
+    log.setAttribute("aria-label", title.textContent);
+  } else c.button.removeAttribute("aria-current");
   noConversations.hidden = conversations.size > 0;
+}
+
+/** Render again the entries that look like `c` (one of them is new or was renamed). */
+function renderLookalikes(c) {
+  const mine = looks(c.name);
+  for (const other of conversations.values()) if (looks(other.name) === mine) renderEntry(other);
 }
 
 function moveToTop(c) {
@@ -117,6 +145,7 @@ async function loadConversations() {
   }
   // Entries we made up ourselves keep their place by activity.
   const byActivity = [...conversations.values()].sort((a, b) => (b.last?.id ?? 0) - (a.last?.id ?? 0));
+  for (const c of byActivity) renderEntry(c); // names may have changed which ones look alike
   list.replaceChildren(...byActivity.map((c) => c.li));
   noConversations.hidden = conversations.size > 0;
   listLoaded = true;
@@ -145,8 +174,6 @@ async function openConversation(user) {
   const previous = openUser;
   openUser = user;
   for (const other of [previous, user]) if (other && conversations.has(other)) renderEntry(conversations.get(other));
-  title.textContent = t("conversationWith", { name: c.name });
-  log.setAttribute("aria-label", t("conversationWith", { name: c.name }));
   roleActions.hidden = false;
   roleResult.textContent = "";
   errorEl.hidden = true;
@@ -192,7 +219,8 @@ function handle(message) {
     if (user === openUser) unreadOpen = true;
     else c.unread += 1;
   }
-  renderEntry(c);
+  if (known) renderEntry(c);
+  else renderLookalikes(c);
   moveToTop(c);
   markRead();
 }

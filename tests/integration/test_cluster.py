@@ -256,7 +256,7 @@ async def test_more_than_a_pool_of_concurrent_emits_all_cross_processes(
     make_stack: StackFactory, redis_url: str
 ) -> None:
     """Well above redis-py's default pool of 100 connections in flight: none is dropped."""
-    a, b = await pair(make_stack, redis_url, msg_rate=0.0)
+    a, b = await pair(make_stack, redis_url, msg_rate=0.0, registrations_per_hour=0)
     boss = await b.connect(await b.register("boss", admin=True))
     senders = []
     for i in range(30):

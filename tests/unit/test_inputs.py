@@ -255,3 +255,23 @@ def test_role_accepts_admin_or_user(rol):
 @pytest.mark.parametrize("rol", [None, "", "Admin", "root", 1, ["admin"]])
 def test_role_refuses_anything_else(rol):
     invalid(role, {"rol": rol})
+
+
+# user names are matched whole: `$` would let a final newline through ------------------------
+
+BAD_NAMES = ["alice\n", "alice\r\n", "\nalice", "ali\nce", "alice ", "alice\x00", "alicé", "ab"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_registration_refuses_a_name_that_only_starts_well(name):
+    form = {"username": name, "name": "Alice", "password": "x" * 12}
+    err = invalid(Registration.parse, form, min_password=12)
+    assert "username" in err.message
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_every_field_naming_a_user_refuses_a_name_that_only_starts_well(name):
+    invalid(draft, to=name, text="hi")
+    invalid(Typing.parse, {"to": name, "typing": True})
+    invalid(ReadUpTo.parse, {"with": name, "up_to": 1})
+    invalid(HistoryQuery.parse, name, None, None)

@@ -187,3 +187,79 @@ async def test_keys_count_separately_after_a_sweep():
     assert await window.blocked("user:old") is False
     await window.fail("user:old")
     assert await window.blocked("user:old") is True
+
+
+# Reservations: an attempt counted before its work, given back when it did not count --------
+
+
+async def test_reserve_counts_against_every_key_until_one_is_at_its_limit():
+    window = SlidingWindow(limit=2, clock=Clock())
+    assert await window.reserve("user:bob", "addr:1.2.3.4") is not None
+    assert await window.reserve("user:ann", "addr:1.2.3.4") is not None
+    assert await window.reserve("user:bob", "addr:1.2.3.4") is None  # the address is full
+    assert await window.reserve("user:bob", "addr:5.6.7.8") is not None  # bob had 1
+    assert await window.reserve("user:bob", "addr:9.9.9.9") is None  # bob is full now
+    # refused reservations counted nothing
+    assert await window.blocked("addr:5.6.7.8") is False
+    assert await window.blocked("addr:9.9.9.9") is False
+
+
+async def test_simultaneous_reservations_never_outrun_the_limit():
+    import asyncio
+
+    window = SlidingWindow(limit=10, clock=Clock())
+    held = await asyncio.gather(*(window.reserve("user:bob", "addr:a") for _ in range(60)))
+    assert sum(h is not None for h in held) == 10
+
+
+async def test_release_gives_the_reservation_back_for_every_key():
+    window = SlidingWindow(limit=1, clock=Clock())
+    held = await window.reserve("user:bob", "addr:a")
+    assert held is not None
+    assert await window.reserve("user:bob") is None
+    await window.release(held)
+    assert await window.blocked("user:bob", "addr:a") is False
+    assert await window.reserve("user:bob", "addr:a") is not None
+
+
+async def test_release_takes_back_only_its_own_reservation():
+    window = SlidingWindow(limit=2, clock=Clock())
+    first = await window.reserve("user:bob")
+    assert first is not None and await window.reserve("user:bob") is not None
+    await window.release(first)
+    await window.release(first)  # twice: harmless
+    assert await window.reserve("user:bob") is not None
+    assert await window.reserve("user:bob") is None
+
+
+async def test_a_kept_reservation_is_a_failure_that_leaves_the_window():
+    clock = Clock()
+    window = SlidingWindow(limit=1, window=60, clock=clock)
+    assert await window.reserve("user:bob") is not None
+    clock.advance(59.9)
+    assert await window.reserve("user:bob") is None
+    clock.advance(0.1)
+    assert await window.reserve("user:bob") is not None
+
+
+async def test_release_after_clear_or_expiry_is_harmless():
+    clock = Clock()
+    window = SlidingWindow(limit=1, window=60, clock=clock)
+    held = await window.reserve("user:bob", "addr:a")
+    assert held is not None
+    await window.clear("user:bob")
+    assert await window.reserve("user:bob", "addr:a") is None  # the address still counts it
+    await window.release(held)
+    assert await window.reserve("user:bob", "addr:a") is not None
+    clock.advance(120)
+    await window.reserve("user:other")  # sweeps
+    await window.release(held)
+
+
+async def test_limit_zero_reserves_without_limit():
+    window = SlidingWindow(limit=0, window=3600, clock=Clock())
+    for _ in range(100):
+        held = await window.reserve("addr:a")
+        assert held is not None
+    await window.release(held)
+    assert await window.blocked("addr:a") is False
