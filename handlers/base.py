@@ -9,11 +9,11 @@ from typing import Any
 
 import tornado.web
 
-from handlers.forwarding import client_address
 from models.user import User
 from services import Services, json_input
 from services.auth import Claims
 from services.errors import OUTAGE, AppError, Code, unavailable
+from services.forwarding import client_address
 from services.metrics import HTTP_REQUESTS
 from services.wire import TOKEN_COOKIE
 

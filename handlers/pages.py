@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import tornado.web
 
 from handlers.base import BaseHandler
-from handlers.forwarding import normalize_origin, own_origin
 from services.errors import AppError, Code
+from services.forwarding import normalize_origin, own_origin
 from services.inputs import Credentials, Registration
 
 

@@ -17,7 +17,7 @@ import tornado.web
 import tornado.websocket
 
 from config.settings import Settings
-from handlers.forwarding import origin_allowed
+from services.forwarding import origin_allowed
 from sockets.engine import WebSocket
 from sockets.queues import PacketQueue
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from handlers.forwarding import client_address, normalize_origin, origin_allowed, own_origin
+from services.forwarding import client_address, normalize_origin, origin_allowed, own_origin
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
 PROXIES = (*LOOPBACK, ipaddress.ip_network("10.0.0.0/8"))

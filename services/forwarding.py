@@ -1,14 +1,28 @@
 """The client's address and the server's own origin, believing forwarded headers only from
-trusted proxies (Tornado's `xheaders` would believe them from anyone)."""
+trusted proxies (Tornado's `xheaders` would believe them from anyone). For pages, the API and
+the Socket.IO transport alike."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-
-from tornado.httputil import HTTPServerRequest
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from config.settings import IpNetwork
+
+
+class HTTPServerRequest(Protocol):
+    """What these rules read of a request (a `tornado.httputil.HTTPServerRequest`)."""
+
+    @property
+    def remote_ip(self) -> str | None: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
