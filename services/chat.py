@@ -3,8 +3,9 @@ rule of the chat lives here, shared by the HTTP API and the Socket.IO events."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,24 @@ KNOWN_USERS = 10_000
 KNOWN_USER_SECONDS = 60.0
 
 
+class Placed:
+    """A message with its place in the commit order (`Chat.place`)."""
+
+    __slots__ = ("_chat", "_committed", "_message")
+
+    def __init__(
+        self, chat: Chat, message: StoredMessage, committed: asyncio.Future[None] | None
+    ) -> None:
+        self._chat, self._message, self._committed = chat, message, committed
+
+    async def stored(self, *, from_sid: str | None = None) -> StoredMessage:
+        """The message once committed and handed to its recipients (all but `from_sid`); the
+        one stored before for a repeated client_msg_id (delivered then, not again)."""
+        if self._committed is None or not isinstance(self._message, Posted):
+            return self._message  # stored before: a retry
+        return await self._chat._stored(self._message, self._committed, from_sid=from_sid)
+
+
 @dataclass(frozen=True)
 class Conversation:
     user: str
@@ -67,17 +86,11 @@ class Chat:
 
     # -- sending ------------------------------------------------------------------------
 
-    async def send(
-        self,
-        sender: Person,
-        draft: Draft,
-        *,
-        from_sid: str | None = None,
-        queued: Callable[[], None] = lambda: None,
-    ) -> StoredMessage:
-        """Store a message once, then deliver it; returns the stored message. `queued` is
-        called once the message has its place in the commit order, before the commit: the
-        sender's next message may go ahead from then on and still be stored after it."""
+    async def place(self, sender: Person, draft: Draft) -> Placed:
+        """Check a message (route, relay gate, rate limit) and give it its place in the commit
+        order: a message placed after this one is stored after it, and they may share a
+        commit. `stored()` then waits for the commit and delivers it. Raises `AppError`
+        (nothing placed) for a message that may not be sent."""
         conversation, recipient = await self._route(sender, draft.to)
         await self.relay.admit()  # while another process's listener lags, wait for it
         if not await self.limits.take(sender.user):
@@ -85,7 +98,7 @@ class Chat:
             if draft.client_msg_id is not None:
                 earlier = await self._sent_before(sender.user, draft.client_msg_id)
                 if earlier is not None:
-                    return earlier
+                    return Placed(self, earlier, None)
             raise AppError(Code.RATE_LIMITED, "Too many messages; slow down.")
         message = Posted(
             sender=sender.user,
@@ -94,16 +107,20 @@ class Chat:
             text=draft.text,
             client_msg_id=draft.client_msg_id,
         )
-        committed = self.writer.submit(message)
-        queued()
+        return Placed(self, message, self.writer.submit(message))
+
+    async def _stored(
+        self, message: Posted, committed: asyncio.Future[None], *, from_sid: str | None
+    ) -> StoredMessage:
         try:
             await committed
         except IntegrityError:
             # This client_msg_id was stored before (a retry, or a concurrent send that committed
             # first): answer with that message; the retry does not count against the limit.
-            await self.limits.give_back(sender.user)
-            earlier = await self._sent_before(sender.user, draft.client_msg_id or "")
-            if draft.client_msg_id is None or earlier is None:
+            await self.limits.give_back(message.sender)
+            cid = message.client_msg_id
+            earlier = None if cid is None else await self._sent_before(message.sender, cid)
+            if earlier is None:
                 raise
             return earlier
         MESSAGES_STORED.inc()

@@ -27,7 +27,7 @@ MAX_QUEUED_EVENTS = 64
 # A client repeating the same `typing` news faster than this is not relayed each time
 # (clients send it every 2 s or so while typing; receivers drop it after 5 s).
 TYPING_REPEAT_SECONDS = 1.0
-# `typing` events a socket may send in any second; the excess is acked and dropped.
+# `typing` news relayed from one socket in any second; the excess is acked and dropped.
 TYPING_PER_SECOND = 5
 
 
@@ -42,15 +42,16 @@ class TypingNews:
         self.count = 0
 
     def relay(self, typing: Typing, now: float) -> bool:
-        """Whether to relay this news: not past `TYPING_PER_SECOND` in the current second,
-        and not the same news as the last within `TYPING_REPEAT_SECONDS`."""
-        if now - self.second >= 1.0:
-            self.second, self.count = now, 0
-        self.count += 1
-        if self.count > TYPING_PER_SECOND:
-            return False
+        """Whether to relay this news: not the same news as the last within
+        `TYPING_REPEAT_SECONDS` (relayed already), and not past `TYPING_PER_SECOND` relayed
+        in the current second."""
         if typing == self.last and now - self.last_at < TYPING_REPEAT_SECONDS:
             return False
+        if now - self.second >= 1.0:
+            self.second, self.count = now, 0
+        if self.count >= TYPING_PER_SECOND:
+            return False
+        self.count += 1
         self.last, self.last_at = typing, now
         return True
 
@@ -237,9 +238,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_mensaje_privado(self, sid: str, data: Any, turn: Turn) -> Ack:
         me = self.user_of(sid)
         draft = Draft.parse(data, max_text=self.services.settings.msg_max_chars)
-        # The socket's next message may go once this one has its place in the commit order:
-        # it is stored after this one, and shares its commit when they come together.
-        message = await self.services.chat.send(me, draft, from_sid=sid, queued=turn.over)
+        placed = await self.services.chat.place(me, draft)
+        # The socket's next message may go now that this one has its place in the commit
+        # order: it is stored after this one, and shares its commit when they come together.
+        turn.over()
+        message = await placed.stored(from_sid=sid)
         return {"ok": True, "message": message_to_wire(message)}
 
     @acked
