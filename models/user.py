@@ -72,6 +72,17 @@ def same_name(stored: str, given: str) -> bool:
     return ascii_lower(stored) == ascii_lower(given)
 
 
+def _storable(name: str) -> bool:
+    """No U+0000 (PostgreSQL text cannot hold it) and no lone surrogate (not UTF-8)."""
+    if "\x00" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def user_named(db: AsyncSession, dialect: str, name: str) -> User | None:
     """The user whose stored name equals `name` up to ASCII case, on every database: the one
     way any name from outside (login, `to`, `with`, the role path, a token) finds a user.
@@ -80,6 +91,8 @@ async def user_named(db: AsyncSession, dialect: str, name: str) -> User | None:
     (MariaDB's collation pads trailing spaces and folds accents, PostgreSQL's lower() folds
     Unicode case such as the Kelvin sign); the exact comparison is made here.
     """
+    if not _storable(name):
+        return None  # no stored name holds it, and some databases refuse to be asked
     if dialect == "postgresql":  # the unique expression index on lower("user")
         near = func.lower(User.user) == func.lower(name)
     else:  # MariaDB's *_ci collation, SQLite's NOCASE column: the primary key

@@ -179,6 +179,8 @@ class Credentials:
             raise invalid("username and password are required.")
         if not isinstance(password, str) or not 1 <= len(password) <= 1024:
             raise invalid("username and password are required.")
+        # No stored name holds U+0000 or a lone surrogate, and no database can be asked for one.
+        valid_text(username, "username", max_chars=255)
         return cls(username=username, password=password)
 
 

@@ -4,6 +4,7 @@ trailing newline in a name, registration floods and password hashes that saturat
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
 import time
@@ -170,7 +171,7 @@ async def test_requests_naming_a_user_find_it_in_ascii_case_only(make_stack: Sta
     await stack.register("bob")
     await stack.register("kate")
     http, auth = http_of(stack), {"Authorization": f"Bearer {admin}"}
-    for path in ("bob%20", "bob%20%20", "b%C3%B3b", "B%C3%96B", "bob%0A", "%E2%84%AAate"):
+    for path in ("bob%20", "bob%20%20", "b%C3%B3b", "B%C3%96B", "bob%0A", "%E2%84%AAate", "bob%00"):
         r = await http.post(f"/api/users/{path}/role", json={"rol": "user"}, headers=auth)
         assert r.status_code == 404, (path, r.text)
     r = await http.post("/api/users/BOB/role", json={"rol": "user"}, headers=auth)
@@ -191,6 +192,16 @@ async def test_requests_naming_a_user_find_it_in_ascii_case_only(make_stack: Sta
             assert r.status_code == 200 and r.json()["user"] == "bob"
         else:
             assert r.status_code == 401, (name, r.text)
+
+
+async def test_a_login_name_no_database_can_hold_is_invalid(make_stack: StackFactory) -> None:
+    stack = await make_stack()
+    await stack.register("bob")
+    for name in ("bob\x00", "b\x00ob", "\ud800bob"):  # answered 503 by the lookup that failed
+        body = json.dumps({"username": name, "password": PASSWORD})
+        headers = {"Content-Type": "application/json"}
+        r = await http_of(stack).post("/api/login", content=body, headers=headers)
+        assert r.status_code == 400 and r.json()["error"] == "invalid", (name, r.text)
 
 
 @SQLITE

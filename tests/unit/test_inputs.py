@@ -202,6 +202,8 @@ def test_credentials_check_only_the_shape():
         {"username": "bob", "password": ["secret"]},
         {"username": "b" * 256, "password": "secret"},
         {"username": "bob", "password": "p" * 1025},
+        {"username": "bob\x00", "password": "secret"},
+        {"username": "\ud800bob", "password": "secret"},
     ],
 )
 def test_credentials_refuse_missing_or_odd_fields(body):
