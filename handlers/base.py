@@ -37,11 +37,24 @@ def security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
         handler.set_header("Strict-Transport-Security", "max-age=15552000; includeSubDomains")
 
 
+# Tornado's refusals as the contract's codes; what pages say for them.
+_TORNADO_CODES = {
+    401: Code.UNAUTHENTICATED,
+    403: Code.FORBIDDEN,
+    404: Code.NOT_FOUND,
+    415: Code.UNSUPPORTED_MEDIA_TYPE,
+    429: Code.RATE_LIMITED,
+}
+_PAGE_MESSAGES = {403: "Forbidden", 404: "Not found"}
+
+
 class BaseHandler(tornado.web.RequestHandler):
     services: Services
     me: User | None = None
     claims: Claims | None = None
     csp = CSP
+    speaks_json = False  # errors as JSON (True), or as the error page
+    challenge: str | None = None  # WWW-Authenticate of a 401
 
     def initialize(self, services: Services) -> None:
         self.services = services
@@ -98,8 +111,38 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Allow", ", ".join(methods))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.allow_header(status_code)
-        super().write_error(status_code, **kwargs)
+        """The one place where an exception becomes a response: `{"error", "message"}` JSON
+        from handlers that speak JSON (the API, operations), the error page from pages."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        status, error = self.error_of(status_code, exc)
+        self.allow_header(status)
+        if status == 401 and self.challenge is not None:
+            self.set_header("WWW-Authenticate", self.challenge)
+        if self.speaks_json:
+            self.send_json(error.body(), status)
+            return
+        self.set_status(status)
+        self.render("error.html", status=status, message=error.message)
+
+    def error_of(self, status: int, exc: BaseException | None) -> tuple[int, AppError]:
+        """The status and the error shown for `exc` (or for Tornado's own `status`)."""
+        if isinstance(exc, AppError):
+            return exc.status, exc
+        if status < 500:  # Tornado's own refusals (404, 405, a missing argument) keep theirs
+            code = _TORNADO_CODES.get(status, Code.INVALID)
+            if self.speaks_json:
+                return status, AppError(code, self._reason)
+            message = _PAGE_MESSAGES.get(status, "Something went wrong.")
+            return status, AppError(code, self.locale.translate(message))
+        if isinstance(exc, OUTAGE):
+            return 503, unavailable()
+        return 503, AppError(Code.UNAVAILABLE, "Something went wrong on our side.")
+
+    def send_json(self, body: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body, ensure_ascii=False))
 
     def on_finish(self) -> None:
         route = type(self).__name__
@@ -118,28 +161,24 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
-    def app_error(self, exc: BaseException | None) -> AppError:
-        if isinstance(exc, AppError):
-            return exc
-        if isinstance(exc, OUTAGE):
-            return unavailable()
-        return AppError(Code.UNAVAILABLE, "Something went wrong on our side.")
-
 
 class ApiHandler(BaseHandler):
     """JSON in and out. State changes must be `application/json`, which a cross-site form
     cannot send: with the SameSite=Lax cookie, that is the API's CSRF protection."""
 
+    speaks_json = True
+
     def check_xsrf_cookie(self) -> None:
-        """Tornado calls this first for every method but GET, HEAD and OPTIONS."""
-        method = (self.request.method or "").lower()
-        if method not in type(self).__dict__:
-            raise tornado.web.HTTPError(405)  # before the body is judged
-        media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media != "application/json":
-            raise AppError(Code.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json.")
+        """No `_xsrf` on the API: `prepare` requires JSON bodies instead."""
 
     async def prepare(self) -> None:
+        method = (self.request.method or "").lower()
+        if method not in ("get", "head", "options"):
+            if method not in type(self).__dict__:
+                raise tornado.web.HTTPError(405)  # before the body is judged
+            media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if media != "application/json":
+                raise AppError(Code.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json.")
         await self.load_user()
 
     def json_body(self) -> object:
@@ -167,20 +206,3 @@ class ApiHandler(BaseHandler):
         if not me.is_admin:
             raise AppError(Code.FORBIDDEN, "Admins only.")
         return me
-
-    def send_json(self, body: dict[str, Any], status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(body, ensure_ascii=False))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.allow_header(status_code)
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if status_code < 500 and not isinstance(exc, AppError):
-            # Tornado's own refusals (404, 405, a missing argument): keep their status.
-            code = {403: Code.FORBIDDEN, 404: Code.NOT_FOUND}.get(status_code, Code.INVALID)
-            self.send_json(AppError(code, self._reason).body(), status_code)
-            return
-        error = self.app_error(exc)
-        self.send_json(error.body(), error.status)

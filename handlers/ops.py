@@ -18,6 +18,8 @@ SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
 class HealthHandler(BaseHandler):
+    speaks_json = True
+
     async def get(self) -> None:
         checks = await self.services.health()
         ok = all(state == "ok" for state in checks.values())
@@ -30,15 +32,12 @@ class HealthHandler(BaseHandler):
 class MetricsHandler(BaseHandler):
     """Open unless METRICS_TOKEN is set; then only `Authorization: Bearer <METRICS_TOKEN>`."""
 
+    speaks_json = True
+    challenge = 'Bearer realm="metrics"'
+
     def get(self) -> None:
         if not self.authorized():
-            self.set_status(401)
-            self.set_header("WWW-Authenticate", 'Bearer realm="metrics"')
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.set_header("Cache-Control", "no-store")
-            error = AppError(Code.UNAUTHENTICATED, "Send Authorization: Bearer <METRICS_TOKEN>.")
-            self.finish(json.dumps(error.body()))
-            return
+            raise AppError(Code.UNAUTHENTICATED, "Send Authorization: Bearer <METRICS_TOKEN>.")
         self.set_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
         self.finish(prometheus_client.generate_latest())
 
@@ -53,6 +52,8 @@ class MetricsHandler(BaseHandler):
 
 
 class OpenApiHandler(BaseHandler):
+    speaks_json = True
+
     def get(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(openapi_document()))

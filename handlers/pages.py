@@ -55,20 +55,6 @@ class PageHandler(BaseHandler):
     def home_of(self) -> str:
         return "/admin" if self.me is not None and self.me.is_admin else "/chat"
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.allow_header(status_code)
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, tornado.web.HTTPError):
-            message = {
-                403: self.locale.translate("Forbidden"),
-                404: self.locale.translate("Not found"),
-            }.get(status_code, self.locale.translate("Something went wrong."))
-        else:
-            error = self.app_error(exc)
-            status_code, message = error.status, error.message
-        self.set_status(status_code)
-        self.render("error.html", status=status_code, message=message)
-
 
 class HomePage(PageHandler):
     def get(self) -> None:
