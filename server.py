@@ -120,7 +120,7 @@ async def open_database(settings: Settings, stop: asyncio.Event) -> AsyncEngine 
 async def serve(settings: Settings) -> None:
     from handlers import make_app
     from handlers.listen import listen
-    from sockets import drain, make_sio
+    from sockets import drain, make_sio, serve_chat
     from sockets.transport import make_transport_handler
 
     stop = stop_event()
@@ -133,9 +133,10 @@ async def serve(settings: Settings) -> None:
         if not await wait_until_up("redis", redis.ping, stop):
             await engine.dispose()
             return
-    services = Services.build(settings, engine, make_sessions(engine), redis)
+    sio = make_sio(settings)
+    services = Services.build(settings, engine, make_sessions(engine), redis, emitter=sio)
     await services.start()
-    sio = make_sio(services)
+    serve_chat(sio, services)
     transport = make_transport_handler(sio, settings)
     server = listen(
         make_app(settings, services, transport), settings, port=settings.port, host=settings.host

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from models.db import ping
 from services.auth import Auth, Revocations, Tokens
 from services.chat import Chat
 from services.cluster import Cluster, Control, LocalCluster, RedisCluster
-from services.fanout import Fanout
+from services.fanout import Emitter, Fanout, NoSockets
 from services.limits import (
     AttemptWindow,
     MessageLimit,
@@ -23,7 +24,8 @@ from services.limits import (
     TokenBuckets,
 )
 from services.presence import Connections
-from services.relay import RelayGate
+from services.relay import LagSource, RelayGate
+from services.replay import stored_since
 from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,13 @@ class Services:
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         redis: aioredis.Redis | None = None,
+        *,
+        emitter: Emitter | None = None,
     ) -> Services:
+        """`emitter`: the Socket.IO server whose sockets this process serves (none for the
+        command line)."""
+        if emitter is None:
+            emitter = NoSockets()
         if settings.jwt_secret is None:
             raise ValueError("the JWT secret must be resolved before building services")
         dialect = engine.dialect.name
@@ -70,8 +78,16 @@ class Services:
                 redis, prefix, settings.registrations_per_hour, 3600.0, kind="registrations"
             )
         connections = Connections()
-        relay = RelayGate(cluster)
-        fanout = Fanout(connections, cluster, relay)
+        broker = getattr(emitter, "manager", None)
+        lag_source = broker if isinstance(broker, LagSource) else None
+        relay = RelayGate(cluster, lag_source)
+        fanout = Fanout(
+            connections,
+            cluster,
+            server=emitter,
+            stored_since=functools.partial(stored_since, sessions),
+            broker=broker,
+        )
         auth = Auth(
             settings,
             sessions,
@@ -92,12 +108,12 @@ class Services:
             relay=relay,
             writer=GroupWriter(engine, sessions),
         )
-        fanout.stored_since = chat.stored_since
         return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster, relay)
 
     async def start(self) -> None:
         await self.auth.revocations.load()
         await self.cluster.start(self.on_control)
+        self.relay.start()
 
     async def close(self) -> None:
         await self.chat.writer.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -189,41 +188,6 @@ class Chat:
                 (await db.execute(stmt.order_by(Message.id).limit(SYNC_LIMIT + 1))).scalars().all()
             )
         return list(rows[:SYNC_LIMIT]), len(rows) > SYNC_LIMIT
-
-    async def stored_since(self, since: datetime) -> AsyncIterator[list[Message]]:
-        """Every message stored at or after `since`, oldest first, a page of SYNC_LIMIT at a
-        time (for `Fanout.relay_gap`), up to the newest one stored when it starts. The first
-        is found walking back from the newest id on the primary key (ids and times only,
-        never a scan of the table); then pages are read forward by id. It holds one page at a
-        time, however long ago `since` is."""
-        first: int | None = None
-        newest: int | None = None
-        before: int | None = None
-        while True:
-            back = select(Message.id, Message.created_at).order_by(Message.id.desc())
-            if before is not None:
-                back = back.where(Message.id < before)
-            async with self.sessions() as db:
-                rows = (await db.execute(back.limit(SYNC_LIMIT))).all()
-            if newest is None and rows:
-                newest = rows[0].id
-            first = next((r.id for r in reversed(rows) if r.created_at >= since), first)
-            if len(rows) < SYNC_LIMIT or rows[-1].created_at < since:
-                break
-            before = rows[-1].id
-        if first is None or newest is None:
-            return
-        after = first - 1
-        while after < newest:
-            forward = select(Message).where(Message.id > after, Message.id <= newest)
-            async with self.sessions() as db:
-                page = list(
-                    (await db.execute(forward.order_by(Message.id).limit(SYNC_LIMIT))).scalars()
-                )
-            if not page:
-                return
-            yield page
-            after = page[-1].id
 
     async def mark_read(self, me: Person, read: ReadUpTo) -> None:
         conversation = await self._conversation_of(me, read.with_)

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 from models.message import Message, StoredMessage
 from services.cluster import Cluster, Control
 from services.presence import Connections
-from services.relay import LagSource, RelayGate
 from services.wire import (
     EV_ANNOUNCEMENT,
     EV_MESSAGE,
@@ -41,29 +40,37 @@ class Emitter(Protocol):
     async def disconnect(self, sid: str, namespace: str | None = None) -> None: ...
 
 
+class NoSockets:
+    """The `Emitter` of a process that serves no sockets (the command line): what it changes
+    reaches the workers' sockets through the cluster's news, not through emits of its own."""
+
+    async def emit(self, event: str, data: Any = None, **_: Any) -> None:
+        pass
+
+    async def disconnect(self, sid: str, namespace: str | None = None) -> None:
+        pass
+
+
+StoredSince = Callable[[datetime], AsyncIterator[list[Message]]]
+
+
 class Fanout:
-    def __init__(self, connections: Connections, cluster: Cluster, relay: RelayGate) -> None:
-        self.connections, self.cluster, self.relay = connections, cluster, relay
-        self._server: Emitter | None = None
-        # What was stored since a time, oldest first, in pages (`Chat.stored_since`; set by
-        # `Services`).
-        self.stored_since: Callable[[datetime], AsyncIterator[list[Message]]] | None = None
-
-    def attach(self, server: Emitter) -> None:
-        self._server = server
-        manager = getattr(server, "manager", None)
-        if hasattr(manager, "probe") and hasattr(manager, "lag"):  # a broker that can tell lag
-            source: LagSource = manager  # type: ignore[assignment]
-            self.relay.attach(source)
-            self.relay.start()
-        if manager is not None and hasattr(manager, "on_gap"):
-            manager.on_gap = self.relay_gap
-
-    @property
-    def server(self) -> Emitter:
-        if self._server is None:
-            raise RuntimeError("fan-out used before a Socket.IO server was attached")
-        return self._server
+    def __init__(
+        self,
+        connections: Connections,
+        cluster: Cluster,
+        *,
+        server: Emitter,
+        stored_since: StoredSince,
+        broker: object = None,
+    ) -> None:
+        """`stored_since` reads back what was stored since a time (`services.replay`);
+        `broker`, the Socket.IO manager, when it can tell that its listener was cut off
+        (`on_gap`), gets `relay_gap` as its handler."""
+        self.connections, self.cluster, self.server = connections, cluster, server
+        self.stored_since = stored_since
+        if broker is not None and hasattr(broker, "on_gap"):
+            broker.on_gap = self.relay_gap
 
     async def message(self, message: StoredMessage, *, skip_sid: str | None) -> None:
         """user -> admins: room admins and the sender's other sockets;
@@ -76,8 +83,6 @@ class Fanout:
         subscribed again: what other processes published meanwhile never reached this
         process's sockets. Deliver again, to this process's sockets only, every message stored
         since shortly before the cut; clients drop the ones they have by id."""
-        if self.stored_since is None:
-            return
         delivered = 0
         try:
             async for page in self.stored_since(datetime.fromtimestamp(since, UTC)):
@@ -126,6 +131,6 @@ class Fanout:
         else:
             log.warning("unknown control message", extra={"op": op})
             return
-        if sids and self._server is not None:
+        if sids:
             for sid in sids:
                 await self.server.disconnect(sid)

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from services.cluster import Cluster, Control
 from services.errors import unavailable
@@ -43,8 +43,9 @@ NEWS_SECONDS = 0.5
 NEWS_TTL_SECONDS = 1.5
 
 
+@runtime_checkable
 class LagSource(Protocol):
-    """What the gate needs of a broker-backed Socket.IO manager (`services.redis`)."""
+    """What the gate needs of a broker-backed Socket.IO manager (`sockets.managers`)."""
 
     async def probe(self) -> None:
         """Publish a probe for this process's own listener; raises if the broker is down."""
@@ -54,9 +55,11 @@ class LagSource(Protocol):
 
 
 class RelayGate:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, source: LagSource | None = None) -> None:
+        """`source`: the broker that can tell how far behind its listener is; without one
+        (one process, or a broker that cannot tell) the gate never closes."""
         self.cluster = cluster
-        self.source: LagSource | None = None
+        self.source = source
         self._lagging: dict[str, float] = {}  # instance -> when its news expires (monotonic)
         self._open = asyncio.Event()
         self._open.set()
@@ -64,12 +67,9 @@ class RelayGate:
         self._last_news = 0.0
         self._task: asyncio.Task[None] | None = None
 
-    def attach(self, source: LagSource) -> None:
-        self.source = source
-
     def start(self) -> None:
-        """Watch the attached source (only a broker that can tell its lag needs watching)."""
-        if self._task is None:
+        """Watch the source, if there is one."""
+        if self._task is None and self.source is not None:
             self._task = asyncio.ensure_future(self._watch())
 
     async def close(self) -> None:

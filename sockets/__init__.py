@@ -1,4 +1,5 @@
-"""`make_sio`: the Socket.IO server, its namespace and the drain used at shutdown."""
+"""`make_sio` and `serve_chat`: the Socket.IO server, its namespace and the drain used at
+shutdown."""
 
 from __future__ import annotations
 
@@ -43,9 +44,16 @@ _SEND_PING = engineio.async_socket.AsyncSocket._send_ping
 
 
 class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, session_prefix: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.session_prefix = session_prefix
         self._pings: set[asyncio.Task[None]] = set()
+
+    def generate_id(self) -> str:
+        """Session ids start with the worker's WORKER_ID and a `.`: nginx routes every later
+        request of a session on that prefix (python-socketio's namespace sids too)."""
+        sid: str = super().generate_id()
+        return sid if self.session_prefix is None else f"{self.session_prefix}.{sid}"
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
         return PacketQueue()  # each socket's outgoing packets: ~0.2 KB, not asyncio.Queue's 3
@@ -170,9 +178,10 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             socket.queue.put_nowait(None)
 
 
-def make_sio(services: Services) -> socketio.AsyncServer:
-    settings = services.settings
-    sio = SocketServer(
+def make_sio(settings: Settings) -> SocketServer:
+    """The Socket.IO server and its manager (rooms, fan-out), serving no namespace yet: the
+    services are built with it (their fan-out emits through it), then `serve_chat`."""
+    return SocketServer(
         async_mode="tornado",
         json=orjson_codec,  # also python-engineio's, and the broker's messages
         client_manager=make_manager(settings),
@@ -182,19 +191,18 @@ def make_sio(services: Services) -> socketio.AsyncServer:
         ping_timeout=20,
         logger=False,
         engineio_logger=False,
+        session_prefix=settings.worker_id,  # EngineServer's
     )
-    if settings.worker_id:
-        # nginx routes every later request of a session on this prefix.
-        generate = sio.eio.generate_id
-        sio.eio.generate_id = lambda: f"{settings.worker_id}.{generate()}"
+
+
+def serve_chat(sio: SocketServer, services: Services) -> None:
+    """The chat's namespace on `sio` (and the Admin UI's, when on)."""
     sio.register_namespace(ChatNamespace(services))
-    if settings.admin_ui:
+    if services.settings.admin_ui:
         # For the Socket.IO Admin UI: admins only, and it may look but not act.
         sio.instrumentation = sio.instrument(
             auth=services.auth.admin_ui_login, mode="production", read_only=True
         )
-    services.fanout.attach(sio)
-    return sio
 
 
 def make_manager(settings: Settings) -> socketio.AsyncManager:

@@ -250,7 +250,7 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     database and JWT secret, like the workers of one deployment)."""
     from handlers import make_app
     from handlers.listen import listen
-    from sockets import drain, make_sio
+    from sockets import drain, make_sio, serve_chat
     from sockets.transport import make_transport_handler
 
     kind = request.param
@@ -267,10 +267,11 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         engine = make_engine(settings.database_url)
         await migrate(engine)
         redis = connect_redis(settings.redis_url) if settings.redis_url else None
-        services = Services.build(settings, engine, make_sessions(engine), redis)
+        sio = make_sio(settings)
+        services = Services.build(settings, engine, make_sessions(engine), redis, emitter=sio)
         services.auth.passwords = Passwords(FAST_HASHER)
         await services.start()
-        sio = make_sio(services)
+        serve_chat(sio, services)
         transport = make_transport_handler(sio, settings)
         app = make_app(settings, services, transport)
         server = listen(app, settings, port=0, host="127.0.0.1")

@@ -345,24 +345,27 @@ async def test_stored_since_pages_back_to_the_time_asked(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a worker delivers again after its broker listener was cut off."""
-    from services import chat
+    from services import replay
 
-    monkeypatch.setattr(chat, "SYNC_LIMIT", 2)  # pages of 2
+    monkeypatch.setattr(replay, "SYNC_LIMIT", 2)  # pages of 2
     ana, _, _ = await team(stack)
     sent = [(await ana.call("mensaje_privado", {"text": f"m{i}"}))["message"] for i in range(5)]
     since = datetime.fromisoformat(sent[2]["created_at"])
 
     async def pages(since: datetime) -> list[list[str]]:
-        return [[m.text for m in page] async for page in stack.services.chat.stored_since(since)]
+        return [
+            [m.text for m in page]
+            async for page in replay.stored_since(stack.services.sessions, since)
+        ]
 
     assert await pages(since) == [["m2", "m3"], ["m4"]]
     assert await pages(since.replace(year=2000)) == [["m0", "m1"], ["m2", "m3"], ["m4"]]
     assert await pages(since.replace(year=3000)) == []
     # what is stored meanwhile is not read: live delivery has it, and the replay ends
-    replay = stack.services.chat.stored_since(since)
-    assert [m.text for m in await anext(replay)] == ["m2", "m3"]
+    reading = replay.stored_since(stack.services.sessions, since)
+    assert [m.text for m in await anext(reading)] == ["m2", "m3"]
     await ana.call("mensaje_privado", {"text": "m5"})
-    assert [[m.text for m in page] async for page in replay] == [["m4"]]
+    assert [[m.text for m in page] async for page in reading] == [["m4"]]
 
 
 async def test_a_cancelled_store_leaves_the_rest_of_its_batch_alone(stack: Stack) -> None:

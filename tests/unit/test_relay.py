@@ -33,8 +33,7 @@ async def gate_with(source: Source) -> tuple[relay.RelayGate, list[dict[str, obj
         news.append(message)
 
     await cluster.start(on_control)
-    gate = relay.RelayGate(cluster)
-    gate.attach(source)
+    gate = relay.RelayGate(cluster, source)
     return gate, news
 
 
@@ -108,16 +107,13 @@ async def test_replay_after_a_gap_with_the_database_down_is_logged_not_raised(
 ) -> None:
     """Clients still have `sync`: a replay that cannot read the messages must not kill the
     listener's task nor raise into it."""
-    from services.fanout import Fanout
+    from services.fanout import Fanout, NoSockets
     from services.presence import Connections
-
-    cluster = LocalCluster()
-    fanout = Fanout(Connections(), cluster, relay.RelayGate(cluster))
 
     async def database_down(since: object) -> AsyncIterator[list[object]]:
         raise ConnectionRefusedError("database down")
-        yield []  # an async generator, as `Chat.stored_since`
+        yield []  # an async generator, as `services.replay.stored_since`
 
-    fanout.stored_since = database_down  # type: ignore[assignment]
+    fanout = Fanout(Connections(), LocalCluster(), server=NoSockets(), stored_since=database_down)
     await fanout.relay_gap(0.0)
     assert "not delivered again" in caplog.text
