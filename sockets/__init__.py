@@ -12,6 +12,7 @@ from typing import Any
 import engineio
 import engineio.async_socket
 import engineio.packet
+import engineio.payload
 import socketio
 from socketio import packet
 
@@ -181,6 +182,13 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 def make_sio(settings: Settings) -> SocketServer:
     """The Socket.IO server and its manager (rooms, fan-out), serving no namespace yet: the
     services are built with it (their fan-out emits through it), then `serve_chat`."""
+    # python-engineio refuses a polling POST of more than 16 packets, and drops all of it: a
+    # client's burst (socket.io-client sends what it queued in one POST) lost all but one
+    # message. Node's engine.io has no count limit; the body's size (MAX_PACKET_CHARS) bounds
+    # the count here too.
+    engineio.payload.Payload.max_decode_packets = max(
+        engineio.payload.Payload.max_decode_packets, settings.max_packet_chars
+    )
     return SocketServer(
         async_mode="tornado",
         json=orjson_codec,  # also python-engineio's, and the broker's messages

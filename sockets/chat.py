@@ -23,7 +23,10 @@ from sockets.handshake import authenticate, claims_of, token_from
 log = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
-MAX_QUEUED_EVENTS = 64
+# Events of one socket received and not yet acked, at most (more are acked `rate_limited`):
+# a client resending its outbox sends hundreds at once, in one polling POST or in a row of
+# frames; each waiting one holds a suspended task (~3 KB).
+MAX_QUEUED_EVENTS = 1_000
 # A client repeating the same `typing` news faster than this is not relayed each time
 # (clients send it every 2 s or so while typing; receivers drop it after 5 s).
 TYPING_REPEAT_SECONDS = 1.0

@@ -377,3 +377,30 @@ async def test_a_logout_on_one_worker_closes_handshakes_under_way_on_another(
     release.set()
     await asyncio.gather(*release.tasks, return_exceptions=True)
     await _all_closed(b, clients, "eve")
+
+
+@pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)
+async def test_events_past_the_queue_bound_are_acked_rate_limited(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sockets.chat
+
+    monkeypatch.setattr(sockets.chat, "MAX_QUEUED_EVENTS", 5)
+    stack = await make_stack(msg_rate=0.0)
+    ana = await stack.connect(await stack.register("ana"))
+    release = asyncio.Event()
+    place = stack.services.chat.place
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        await release.wait()
+        return await place(*args, **kwargs)
+
+    stack.services.chat.place = held  # type: ignore[method-assign]
+    calls = [
+        asyncio.ensure_future(ana.call("mensaje_privado", {"text": f"m{i}"})) for i in range(8)
+    ]
+    await asyncio.sleep(0.5)
+    release.set()
+    acks = await asyncio.gather(*calls)
+    assert [a["ok"] for a in acks] == [True] * 5 + [False] * 3, acks
+    assert {a["error"] for a in acks[5:]} == {"rate_limited"}

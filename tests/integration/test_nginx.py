@@ -231,7 +231,13 @@ DeploymentFactory = Callable[..., Awaitable[Deployment]]
 
 
 def _start_worker(
-    name: str, directory: Path, database_url: str, redis_url: str, prefix: str, secret: str
+    name: str,
+    directory: Path,
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    secret: str,
+    **settings: str,
 ) -> Worker:
     port = free_port()
     log = directory / f"worker-{name}.log"
@@ -246,6 +252,7 @@ def _start_worker(
                 REDIS_URL=redis_url,
                 REDIS_PREFIX=prefix,
                 JWT_SECRET=secret,
+                **settings,
             ),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -307,14 +314,17 @@ async def deploy(tmp_path: Path) -> AsyncIterator[DeploymentFactory]:
     nginx_binary()
     made: list[Deployment] = []
 
-    async def start(*names: str, database: str = "mariadb") -> Deployment:
+    async def start(*names: str, database: str = "mariadb", **settings: str) -> Deployment:
         url = plain_url(await _fresh_server_database(database, service_url(database)))
         directory = tmp_path / f"deployment{len(made)}"
         directory.mkdir()
         prefix = f"nginxtest{secrets.token_hex(4)}"
         secret = secrets.token_urlsafe(40)
         # All at once: several workers migrating one fresh database concurrently.
-        workers = {n: _start_worker(n, directory, url, redis_url, prefix, secret) for n in names}
+        workers = {
+            n: _start_worker(n, directory, url, redis_url, prefix, secret, **settings)
+            for n in names
+        }
         deployment = Deployment(directory, url, prefix, workers, free_port())
         made.append(deployment)
         await asyncio.gather(
@@ -405,6 +415,21 @@ async def test_polling_clients_from_one_address_spread_over_workers_and_keep_wor
     for client, reply in zip(clients, replies, strict=True):
         assert (await client.wait_for("mensaje_privado"))[0] == reply["message"]
         assert client.sio.connected and client.sio.transport() == "polling"
+
+
+async def test_bursts_over_polling_through_nginx_are_acked_in_order(
+    deploy: DeploymentFactory,
+) -> None:
+    """The official client's 20, 100 and 500 emits in one tick, each burst one POST through
+    nginx to the worker holding the session."""
+    from tests.integration.test_js_client import assert_burst_stored_in_order, run_burst
+
+    d = await deploy("a", "b", MSG_RATE="0")
+    counts = (20, 100, 500)
+    await d.add_users(*(f"burster{n}" for n in counts))
+    for count in counts:
+        seen = await run_burst(d.url, await d.login(f"burster{count}"), "polling", count)
+        assert_burst_stored_in_order(seen, count)
 
 
 async def refused(d: Deployment, token: str, origin: str, transports: list[str]) -> bool:
