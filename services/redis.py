@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from redis import asyncio as aioredis
-from socketio.redis_manager import parse_redis_sentinel_url
 
 # redis-py's own pool refuses a 101st connection (and python-socketio's Redis manager then
 # drops its client, and may drop the emit): a blocking pool makes callers wait for a
@@ -21,11 +20,33 @@ OPTIONS: dict[str, Any] = {
 }
 
 
+def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """`redis+sentinel://[[user]:password@]host:port[,host:port...][/db[/service]]` as
+    (sentinels, service name, options): the format python-socketio's Redis manager reads."""
+    parts = urlparse(url)
+    sentinels = []
+    for host_port in parts.netloc.rpartition("@")[2].split(","):
+        host, sep, port = host_port.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected host:port in a redis+sentinel URL, got {host_port!r}")
+        sentinels.append((host.strip("[]"), int(port)))
+    options: dict[str, Any] = {}
+    if parts.username:
+        options["username"] = unquote(parts.username)
+    if parts.password:
+        options["password"] = unquote(parts.password)
+    path = parts.path.split("/")
+    if len(path) >= 2 and path[1]:
+        options["db"] = int(path[1])
+    service = path[2] if len(path) >= 3 and path[2] else "mymaster"
+    return sentinels, service, options
+
+
 def connect_redis(url: str) -> aioredis.Redis:
     if urlparse(url).scheme.lower() == "redis+sentinel":
-        sentinels, service, kwargs = parse_redis_sentinel_url(url)
-        sentinel = aioredis.sentinel.Sentinel(sentinels, **{**OPTIONS, **kwargs})  # type: ignore[no-untyped-call]
-        master: aioredis.Redis = sentinel.master_for(service or "mymaster")
+        sentinels, service, options = sentinel_parts(url)
+        sentinel = aioredis.sentinel.Sentinel(sentinels, **{**OPTIONS, **options})  # type: ignore[no-untyped-call]
+        master: aioredis.Redis = sentinel.master_for(service)
         return master
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS, **OPTIONS
