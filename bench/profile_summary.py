@@ -68,7 +68,7 @@ def group_of(title: str) -> str:
 def main() -> None:
     for path in sys.argv[1:]:
         own = own_samples(Path(path).read_text())
-        busy = Counter()
+        busy: Counter[str] = Counter()
         for title, n in own.items():
             if not any(w in title for w in WAITS):
                 busy[group_of(title)] += n

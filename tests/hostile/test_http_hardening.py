@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -187,7 +188,7 @@ async def test_metrics_with_a_token_set_needs_that_bearer_token(make_stack: Stac
         {"Authorization": "s3cret-metrics-token"},
         {"Authorization": "Bearer ñ".encode()},  # not ASCII: refused, not a 500
     ):
-        r = await stack.http.get("/metrics", headers=headers)
+        r = await stack.http.get("/metrics", headers=cast(Any, headers))
         assert r.status_code == 401, (headers, r.status_code)
         assert r.headers["www-authenticate"].startswith("Bearer")
         assert r.json() == {"error": "unauthenticated", "message": r.json()["message"]}

@@ -31,7 +31,7 @@ def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """The response is `status` with exactly `{"error": code, "message": <text>}`."""
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
+    body: dict[str, Any] = r.json()
     assert set(body) == {"error", "message"}, body
     assert body["error"] == code
     assert isinstance(body["message"], str) and body["message"]
@@ -66,7 +66,8 @@ async def test_login_returns_token_expiry_user_and_an_httponly_lax_cookie(stack:
     assert body["user"] == {"user": "ana", "name": "Ana A", "rol": "user"}
     assert isinstance(body["token"], str) and body["token"].count(".") == 2
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
-    assert expires.utcoffset() is not None and expires.utcoffset().total_seconds() == 0
+    offset = expires.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert re.search(r"\.\d{3}", body["expires_at"]), "at least millisecond precision"
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f"token={body['token']};")
@@ -634,7 +635,10 @@ def api_routes() -> set[str]:
     from handlers import make_app
 
     app = make_app(Settings(), None, tornado.web.RequestHandler)  # type: ignore[arg-type]
-    patterns = [rule.matcher.regex.pattern.rstrip("$") for rule in app.wildcard_router.rules]
+    patterns = [
+        rule.matcher.regex.pattern.rstrip("$")  # type: ignore[attr-defined]
+        for rule in app.wildcard_router.rules
+    ]
     return {
         re.sub(r"\([^)]*\)", "{}", p)
         for p in patterns

@@ -62,6 +62,7 @@ async def test_presence_is_first_and_last_socket_anywhere(
     assert a.http is not None
     headers = {"Authorization": f"Bearer {await a.login('boss')}"}
     await on_a.call("mensaje_privado", {"text": "hi"})
+    assert a.http is not None
     conversations = (await a.http.get("/api/conversations", headers=headers)).json()
     assert conversations["conversations"][0]["online"] is True
     await on_a.sio.disconnect()
@@ -163,6 +164,7 @@ async def test_login_throttling_is_shared(make_stack: StackFactory, redis_url: s
     assert a.http is not None and b.http is not None
     codes = []
     for server in (a, b, a, b):
+        assert server.http is not None
         r = await server.http.post("/api/login", json={"username": "ana", "password": "wrong"})
         codes.append(r.status_code)
     assert codes == [401, 401, 401, 429]
@@ -234,6 +236,7 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
         if (await b.http.get("/healthz")).status_code == 200:
             break
         await asyncio.sleep(0.1)
+    assert b.http is not None
     assert (await b.http.get("/healthz")).status_code == 200
     # The new Redis knew nobody: each worker records its sockets again, so presence converges.
     headers = {"Authorization": f"Bearer {await a.login('boss')}"}

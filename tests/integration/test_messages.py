@@ -312,7 +312,7 @@ async def test_concurrent_sends_share_commits_and_a_repeat_in_a_batch_fails_alon
         users.append(await stack.connect(await stack.register(f"user{i}")))
     first = await users[0].call("mensaje_privado", {"text": "original", "client_msg_id": "same"})
     async with stack.services.sessions() as db:
-        commits_before = (await db.get(CommitLock, 1)).counter
+        commits_before = (await db.get_one(CommitLock, 1)).counter
     acks = await asyncio.gather(
         users[0].call("mensaje_privado", {"text": "repeat", "client_msg_id": "same"}),
         *(
@@ -327,7 +327,7 @@ async def test_concurrent_sends_share_commits_and_a_repeat_in_a_batch_fails_alon
     assert len(others) == len(acks) - 1 and first["message"]["id"] not in others
     assert await stored_count(stack) == 1 + len(acks) - 1
     async with stack.services.sessions() as db:
-        commits = (await db.get(CommitLock, 1)).counter - commits_before
+        commits = (await db.get_one(CommitLock, 1)).counter - commits_before
     assert commits <= (len(acks) - 1) // 2  # messages share transactions
 
 
@@ -395,7 +395,7 @@ async def test_one_sockets_burst_is_stored_in_order_and_shares_commits(
     stack = await make_stack(msg_rate=0.0)
     ana, boss, _ = await team(stack)
     async with stack.services.sessions() as db:
-        commits_before = (await db.get(CommitLock, 1)).counter
+        commits_before = (await db.get_one(CommitLock, 1)).counter
     texts = [f"burst {i}" for i in range(30)]
     acks = await asyncio.gather(
         *(
@@ -410,7 +410,7 @@ async def test_one_sockets_burst_is_stored_in_order_and_shares_commits(
     assert [a["message"]["text"] for a in acks[:-1]] == texts
     assert acks[-1]["message"] == acks[3]["message"]  # the repeat: the message stored first
     async with stack.services.sessions() as db:
-        commits = (await db.get(CommitLock, 1)).counter - commits_before
+        commits = (await db.get_one(CommitLock, 1)).counter - commits_before
     assert commits <= len(texts) // 3  # one at a time would be 30 commits
     await boss.wait_for("mensaje_privado", len(texts))
     assert [m["text"] for m in boss.got("mensaje_privado")] == texts
@@ -432,4 +432,4 @@ async def test_the_writer_keeps_one_connection_while_busy_and_gives_it_back(
     assert (await ana.call("mensaje_privado", {"text": "three"}))["ok"] is True
     assert writer._conn is not kept  # idle too long: back to the pool, and another taken
     await writer.close()
-    assert writer._conn is None and pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert writer._conn is None and pool.checkedout() == 0

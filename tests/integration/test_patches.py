@@ -54,7 +54,7 @@ class Spies:
         ):
 
             @functools.wraps(original)
-            async def spy(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[misc]
+            async def spy(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
                 self.calls[label] += 1
                 async for item in original(*args, **kwargs):
                     yield item
@@ -100,7 +100,7 @@ async def test_the_engineio_and_socketio_patches_run(
     boss = await stack.connect(await stack.register("boss", admin=True))
     assert (await ana.call("mensaje_privado", {"text": "hola"}))["ok"]
     await boss.wait_for("mensaje_privado")
-    assert ana.sio.get_sid().startswith("w1.")  # type: ignore[union-attr]
+    assert ana.sio.get_sid().startswith("w1.")
     engine = stack.services.fanout.server.eio  # type: ignore[attr-defined]
     assert type(engine) is EngineServer
     assert all(isinstance(s.queue, PacketQueue) for s in engine.sockets.values())

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -201,7 +202,7 @@ async def test_sigterm_finishes_acks_in_flight_closes_transports_and_exits(
         clients.append(client)
     raw = await RawSocket.open(url, token)
 
-    acks: list[dict] = []
+    acks: list[dict[str, Any]] = []
 
     async def keep_sending(client: Client, n: int) -> None:
         for i in range(n):

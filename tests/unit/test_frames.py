@@ -33,7 +33,7 @@ def _tornado_frame(message: str | bytes) -> bytes:
     payload = message.encode() if isinstance(message, str) else message
     conn._write_frame(True, 0x2 if isinstance(message, bytes) else 0x1, payload)
     (frame,) = conn.stream.writes
-    return frame
+    return bytes(frame)
 
 
 MESSAGES: list[str | bytes] = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.errors import AppError, Code
@@ -229,7 +231,7 @@ def test_registration_lengths_are_code_points():
     assert registration(username="a" * 32).username == "a" * 32
 
 
-REFUSED_REGISTRATION = {
+REFUSED_REGISTRATION: dict[str, list[Any]] = {
     "username": ["ab", "a" * 33, "new user", "naïve", None],
     "name": ["", "   ", "n" * 101, "tab\there", "bell\x07", "nul\x00", "\ud800", 42],
     "password": ["p" * 11, "🔑" * 11, "p" * 129, "p" * 11 + "\x00", "p" * 11 + "\ud800", None],

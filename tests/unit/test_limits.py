@@ -261,5 +261,6 @@ async def test_limit_zero_reserves_without_limit():
     for _ in range(100):
         held = await window.reserve("addr:a")
         assert held is not None
+    assert held is not None
     await window.release(held)
     assert await window.blocked("addr:a") is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -110,7 +111,7 @@ async def test_replay_after_a_gap_with_the_database_down_is_logged_not_raised(
     from services.fanout import Fanout, NoSockets
     from services.presence import Connections
 
-    async def database_down(since: object) -> AsyncIterator[list[object]]:
+    async def database_down(since: object) -> AsyncIterator[list[Any]]:
         raise ConnectionRefusedError("database down")
         yield []  # an async generator, as `services.replay.stored_since`
 

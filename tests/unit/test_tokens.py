@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import argon2
 import bcrypt
@@ -43,7 +44,9 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def forge(header: dict, payload: dict, key: bytes, digest=hashlib.sha256) -> str:
+def forge(
+    header: dict[str, Any], payload: dict[str, Any], key: bytes, digest=hashlib.sha256
+) -> str:
     """An HMAC-signed token made by hand (PyJWT refuses PEM keys as HMAC secrets)."""
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
     signature = hmac.new(key, signing_input.encode(), digest).digest()
