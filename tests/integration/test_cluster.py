@@ -240,6 +240,7 @@ async def test_redis_restart_delivery_resumes_and_sync_recovers(
     assert (await b.http.get("/healthz")).status_code == 200
     # The new Redis knew nobody: each worker records its sockets again, so presence converges.
     headers = {"Authorization": f"Bearer {await a.login('boss')}"}
+    assert a.http is not None
     conversations = (await a.http.get("/api/conversations", headers=headers)).json()
     assert conversations["conversations"][0]["online"] is True
 
