@@ -170,6 +170,8 @@ async def add_user(settings: Settings, username: str, name: str, password: str, 
     engine = await open_database(settings, stop)
     if engine is None:
         return 1
+    if settings.jwt_secret is None:  # it issues no token: any secret will do
+        settings = replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)))
     try:
         services = Services.build(settings, engine, make_sessions(engine))
         user = await services.auth.add_user(username, name, password, admin=admin)
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("username")
     add.add_argument("--name", required=True)
     add.add_argument("--admin", action="store_true", help="make the user an admin")
+    add.add_argument("--verbose", action="store_true", help="print the log lines too")
     conf = commands.add_parser("nginx-config", help="print an nginx.conf for several workers")
     conf.add_argument("--listen", required=True, help="PORT or HOST:PORT for nginx")
     conf.add_argument(
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return print_nginx_config(args.listen, args.upstream, args.prefix)
 
     try:
-        settings = load_settings()
+        settings = load_settings(require_secret=args.command is None)  # adduser signs nothing
     except SettingsError as exc:
         sys.stderr.write(f"supportchat: {exc}\n")
         return 2
@@ -236,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("supportchat: --port: expected a number from 1 to 65535\n")
         return 2
     settings = replace(settings, **overrides)
-    setup_logging(settings.log_level)
+    quiet = args.command == "adduser" and not args.verbose  # one line of result, or an error
+    setup_logging("WARNING" if quiet else settings.log_level)
     if args.command is None:  # serving: sockets/ patches these libraries' private parts
         try:
             for line in check_libraries(allow_untested=settings.allow_untested_libraries):
@@ -245,12 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"supportchat: {exc}\n")
             return 2
     tornado.locale.load_translations(str(ROOT / "locale"))
-    settings = resolve_secret(settings)
-
     if args.command == "adduser":
         password = read_password()
         return asyncio.run(add_user(settings, args.username, args.name, password, args.admin))
-    asyncio.run(serve(settings))
+    asyncio.run(serve(resolve_secret(settings)))
     return 0
 
 

@@ -91,15 +91,15 @@ class Settings:
     metrics_token: Secret | None = field(default=None, repr=False)
     allow_untested_libraries: bool = False
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env"
+    environ: Mapping[str, str] | None = None,
+    *,
+    dotenv_path: str | Path | None = ".env",
+    require_secret: bool = True,
 ) -> Settings:
     """Build `Settings` from `environ` (default: the process environment) over `.env`.
+    `require_secret=False` for commands that sign no token (`adduser`).
 
     Raises `SettingsError` whose text names the variable and what was wrong with it.
     """
@@ -124,7 +124,7 @@ def load_settings(
     if broker_url is not None and redis_url is None:
         raise SettingsError("BROKER_URL: needs REDIS_URL too (Redis holds presence and limits)")
     secret = get("JWT_SECRET", Secret, None)
-    if secret is None and (redis_url or not database_url.startswith("sqlite")):
+    if require_secret and secret is None and (redis_url or not database_url.startswith("sqlite")):
         raise SettingsError(
             "JWT_SECRET: required (at least 32 bytes) when REDIS_URL or a non-SQLite "
             "DATABASE_URL is set"

@@ -6,9 +6,10 @@ from functools import cache
 from typing import Any
 
 from services.errors import STATUS, Code
+from services.inputs import USERNAME
 
 TEXT_CHAR = "[^\\u0000-\\u001F\\u007F]"  # any character but a control character
-USER_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$"}
+USER_NAME = {"type": "string", "pattern": f"^{USERNAME.pattern}$"}
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import tornado.web
 from handlers.base import BaseHandler
 from services.errors import AppError, Code
 from services.forwarding import normalize_origin, own_origin
-from services.inputs import Credentials, Registration
+from services.inputs import USERNAME, Credentials, Registration
 
 
 def posted_from(headers: Any) -> str | None:
@@ -50,6 +50,7 @@ class PageHandler(BaseHandler):
         values.setdefault("error", None)
         values.setdefault("username", "")
         values.setdefault("name", "")
+        values.setdefault("username_pattern", USERNAME.pattern)
         self.render(template, **values)
 
     def home_of(self) -> str:

@@ -56,12 +56,6 @@ def user_name(value: object, field: str = "username") -> str:
     return value
 
 
-def optional_id(value: object, field: str) -> int | None:
-    if value is None:
-        return None
-    return an_id(value, field)
-
-
 def an_id(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
         raise invalid(f"{field} must be a whole number of at least 0.")

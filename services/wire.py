@@ -19,8 +19,6 @@ def user_room(user: str) -> str:
 
 # Events
 EV_MESSAGE = "mensaje_privado"
-EV_SYNC = "sync"
-EV_READ = "read"
 EV_TYPING = "typing"
 EV_PRESENCE = "presence"
 EV_ANNOUNCEMENT = "announcement"

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, free_port
+from tests.conftest import PASSWORD, _fresh_server_database, free_port, service_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SERVER = str(ROOT / "server.py")
@@ -154,7 +154,7 @@ def test_adduser_creates_an_admin_and_refuses_duplicates_and_bad_input(run_serve
     proc = run_server("adduser", "Boss", "--name", "The Boss", "--admin")
     _, err = proc.communicate(f"{PASSWORD}\n".encode(), timeout=30)
     assert proc.returncode == 0, err.decode()
-    assert "created admin 'Boss'" in err.decode()
+    assert err.decode().splitlines() == ["adduser: created admin 'Boss'"]  # one line, no logs
 
     again = run_server("adduser", "boss", "--name", "Other")
     _, err = again.communicate(f"{PASSWORD}\n".encode(), timeout=30)
@@ -265,3 +265,17 @@ class RawSocket:
                     await self.ws.send_str("3")
         await self.session.close()
         return frames
+
+
+@pytest.mark.mariadb
+async def test_adduser_needs_no_jwt_secret_on_mariadb(run_server) -> None:
+    """It signs no token: JWT_SECRET is the workers' business."""
+    url = await _fresh_server_database("mariadb", service_url("mariadb"))
+    plain = "mysql://" + url.partition("://")[2]
+    proc = run_server("adduser", "boss", "--name", "Boss", "--admin", DATABASE_URL=plain)
+    _, err = proc.communicate(f"{PASSWORD}\n".encode(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert err.decode().splitlines() == ["adduser: created admin 'boss'"]
+    served = run_server("--port", str(free_port()), DATABASE_URL=plain)
+    _, err = served.communicate(timeout=30)
+    assert served.returncode == 2 and b"JWT_SECRET: required" in err  # serving does need it
