@@ -113,7 +113,9 @@ async def test_typing_skips_the_senders_sockets_on_every_process(
     expected = {"from": "boss", "to": "ana", "typing": True}
     assert (await ana.wait_for("typing"))[0] == expected
     assert (await chief.wait_for("typing"))[0] == expected
-    await asyncio.sleep(0.2)
+    # published after the typing, on the same channel: boss_b gets it, and no typing before
+    await boss_a.call("announcement", {"text": "marker"})
+    await boss_b.wait_for("announcement")
     assert boss_b.got("typing") == []
 
 

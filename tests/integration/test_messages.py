@@ -37,8 +37,9 @@ async def test_user_message_reaches_admins_and_senders_other_sockets(stack: Stac
     datetime.fromisoformat(message["created_at"].replace("Z", "+00:00"))
     for client in (boss, chief, ana2):
         assert (await client.wait_for("mensaje_privado"))[0] == message
-    await asyncio.sleep(0.1)
-    assert ana.got("mensaje_privado") == []  # never the sending socket
+    # never the sending socket: a later reply to it arrives, and nothing before it
+    marker = (await boss.call("mensaje_privado", {"to": "ana", "text": "marker"}))["message"]
+    assert await ana.wait_for("mensaje_privado") == [marker]
 
 
 async def test_admin_reply_reaches_user_and_other_admins_not_sender(stack: Stack) -> None:
@@ -48,8 +49,11 @@ async def test_admin_reply_reaches_user_and_other_admins_not_sender(stack: Stack
     assert ack["ok"] is True and ack["message"]["to"] == "ana" and ack["message"]["from"] == "boss"
     assert (await ana.wait_for("mensaje_privado"))[0] == ack["message"]
     assert (await chief.wait_for("mensaje_privado"))[0] == ack["message"]
-    await asyncio.sleep(0.1)
-    assert boss.got("mensaje_privado") == [] and bob.got("mensaje_privado") == []
+    # neither the sending socket nor another user: later messages to them arrive, alone
+    to_boss = (await ana.call("mensaje_privado", {"text": "marker"}))["message"]
+    to_bob = (await chief.call("mensaje_privado", {"to": "bob", "text": "marker"}))["message"]
+    assert await boss.wait_for("mensaje_privado", 2) == [to_boss, to_bob]  # admins see replies
+    assert await bob.wait_for("mensaje_privado") == [to_bob]
 
 
 @pytest.mark.parametrize(
@@ -283,12 +287,17 @@ async def test_client_cannot_fire_the_servers_connect_or_disconnect_handlers(sta
     ana, boss, _ = await team(stack)
     await ana.sio.emit("disconnect", {"reason": "fake"})
     await ana.sio.emit("connect", {"HTTP_COOKIE": "token=x"})
-    await asyncio.sleep(0.1)
-    assert [p for p in boss.got("presence") if p["user"] == "ana" and not p["online"]] == []
     assert (await ana.call("mensaje_privado", {"text": "still me"}))["ok"] is True
+    await boss.wait_for("mensaje_privado")  # after any presence news those would have made
+    assert [p for p in boss.got("presence") if p["user"] == "ana" and not p["online"]] == []
 
 
-async def test_one_socket_cannot_pile_up_unbounded_events(make_stack: StackFactory) -> None:
+async def test_one_socket_cannot_pile_up_unbounded_events(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sockets.chat
+
+    monkeypatch.setattr(sockets.chat, "MAX_QUEUED_EVENTS", 50)  # 1,000: a slow test
     stack = await make_stack(msg_rate=0.0)
     ana = await stack.connect(await stack.register("ana"))
     acks = await asyncio.gather(
