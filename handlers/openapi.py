@@ -174,6 +174,7 @@ def openapi_document() -> dict[str, Any]:
                 Code.INVALID,
                 Code.EXISTS,
                 CHANGES,
+                Code.RATE_LIMITED,
                 **_body(_ref("Registration")),
             )
         },

@@ -650,7 +650,7 @@ def api_routes() -> set[str]:
 ROUTE_ERRORS = {
     ("/api/login", "post"): {400, 401, 415, 429},
     ("/api/logout", "post"): {401, 415},
-    ("/api/register", "post"): {400, 409, 415},
+    ("/api/register", "post"): {400, 409, 415, 429},
     ("/api/me", "get"): {401},
     ("/api/messages", "get"): {400, 401, 403, 404},
     ("/api/conversations", "get"): {401, 403},
