@@ -15,7 +15,9 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -73,6 +75,12 @@ def resolve_secret(settings: Settings) -> Settings:
         log.warning("JWT_SECRET is not set: using a random secret for this run only")
         return replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)))
     path = db_file.with_name(db_file.name + ".jwt-secret")
+    if tracked_by_git(path):
+        raise SecretInGit(
+            f"{path} is tracked by git: whoever has the repository can sign tokens; "
+            f"remove it (git rm --cached {path.name}), delete it so that a new one is made, "
+            "or set JWT_SECRET"
+        )
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -80,6 +88,24 @@ def resolve_secret(settings: Settings) -> Settings:
             f.write(secrets.token_urlsafe(48))
     log.warning("JWT_SECRET is not set: using the secret kept in %s", path)
     return replace(settings, jwt_secret=Secret(path.read_text().strip()))
+
+
+class SecretInGit(RuntimeError):
+    """The secret file is in a git repository's index."""
+
+
+def tracked_by_git(path: Path) -> bool:
+    """Whether `path` is tracked by the git work tree it lies in (False without git)."""
+    git = shutil.which("git")
+    if git is None or not path.exists():
+        return False
+    found = subprocess.run(  # noqa: S603 (git, a fixed command, our own path)
+        [git, "-C", str(path.parent.resolve()), "ls-files", "--error-unmatch", "--", path.name],
+        capture_output=True,
+        check=False,
+        timeout=10,
+    )
+    return found.returncode == 0
 
 
 async def wait_until_up(
@@ -252,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "adduser":
         password = read_password()
         return asyncio.run(add_user(settings, args.username, args.name, password, args.admin))
-    asyncio.run(serve(resolve_secret(settings)))
+    try:
+        settings = resolve_secret(settings)
+    except SecretInGit as exc:
+        sys.stderr.write(f"supportchat: {exc}\n")
+        return 2
+    asyncio.run(serve(settings))
     return 0
 
 

@@ -4,6 +4,7 @@ database, `adduser`, and SIGTERM."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -279,3 +280,24 @@ async def test_adduser_needs_no_jwt_secret_on_mariadb(run_server) -> None:
     served = run_server("--port", str(free_port()), DATABASE_URL=plain)
     _, err = served.communicate(timeout=30)
     assert served.returncode == 2 and b"JWT_SECRET: required" in err  # serving does need it
+
+
+def test_a_secret_file_tracked_by_git_stops_the_server(run_server, tmp_path: Path) -> None:
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    secret = tmp_path / "supportchat.db.jwt-secret"
+    secret.write_text("committed by mistake, " * 3)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "HOME": str(tmp_path)}
+    for args in (["init", "-q"], ["add", secret.name]):
+        subprocess.run([git, *args], cwd=tmp_path, check=True, env={**os.environ, **env})
+    proc = run_server("--port", str(free_port()))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    line = err.decode().strip().splitlines()[-1]
+    assert line.startswith(f"supportchat: {secret.name} is tracked by git"), err.decode()
+    # untracked (as .gitignore keeps it), the same file is used
+    subprocess.run([git, "rm", "-q", "--cached", secret.name], cwd=tmp_path, check=True)
+    port = free_port()
+    served = run_server("--port", str(port))
+    assert wait_healthy(f"http://127.0.0.1:{port}", served).status_code == 200
