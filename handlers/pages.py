@@ -15,7 +15,8 @@ from services.inputs import USERNAME, Credentials, Registration
 
 def posted_from(headers: Any) -> str | None:
     """The origin a browser says a form post came from: `Origin`, else that of `Referer`
-    (none when the page sent `Referrer-Policy: no-referrer`), else None (not a browser)."""
+    (sent to our own origin only: `Referrer-Policy: same-origin`), else None (not a
+    browser). A page under `no-referrer` sends `Origin: null`, refused."""
     origin: str | None = headers.get("Origin")
     if origin is not None:
         return origin

@@ -237,7 +237,7 @@ async def test_only_the_swagger_assets_of_our_page_are_served_with_our_headers(
         assert kind in r.headers["content-type"]
         assert "'unsafe-inline'" not in r.headers["content-security-policy"]
         assert r.headers["x-content-type-options"] == "nosniff"
-        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["referrer-policy"] == "same-origin"
 
 
 # -- the SQLite file -------------------------------------------------------------------------
