@@ -2,6 +2,7 @@
 
 python server.py [--port 3000] [--host 127.0.0.1]
 python server.py adduser USER --name NAME [--admin]      # password on stdin
+python server.py setrole USER admin|user
 python server.py nginx-config --listen 8080 --upstream a=127.0.0.1:3001 [--upstream ...]
 """
 
@@ -196,8 +197,6 @@ async def add_user(settings: Settings, username: str, name: str, password: str, 
     engine = await open_database(settings, stop)
     if engine is None:
         return 1
-    if settings.jwt_secret is None:  # it issues no token: any secret will do
-        settings = replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)))
     try:
         services = Services.build(settings, engine, make_sessions(engine))
         user = await services.auth.add_user(username, name, password, admin=admin)
@@ -207,6 +206,29 @@ async def add_user(settings: Settings, username: str, name: str, password: str, 
     finally:
         await engine.dispose()
     sys.stderr.write(f"adduser: created {user.rol} {user.user!r}\n")
+    return 0
+
+
+async def set_role(settings: Settings, username: str, rol: str) -> int:
+    """As `POST /api/users/<user>/role`: the user's sockets are closed on every worker (through
+    Redis, when the workers share one), and the last admin is not demoted."""
+    stop = stop_event()
+    engine = await open_database(settings, stop)
+    if engine is None:
+        return 1
+    redis = connect_redis(settings.redis_url) if settings.redis_url else None
+    services = Services.build(settings, engine, make_sessions(engine), redis)
+    try:
+        user = await services.auth.set_role(username, rol)
+    except AppError as exc:
+        sys.stderr.write(f"setrole: {exc.message}\n")
+        return 1
+    finally:
+        await services.close()
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+    sys.stderr.write(f"setrole: {user.user!r} is now {user.rol}\n")
     return 0
 
 
@@ -241,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--name", required=True)
     add.add_argument("--admin", action="store_true", help="make the user an admin")
     add.add_argument("--verbose", action="store_true", help="print the log lines too")
+    setrole = commands.add_parser("setrole", help="give a user the role admin or user")
+    setrole.add_argument("username")
+    setrole.add_argument("rol", choices=("admin", "user"))
+    setrole.add_argument("--verbose", action="store_true", help="print the log lines too")
     conf = commands.add_parser("nginx-config", help="print an nginx.conf for several workers")
     conf.add_argument("--listen", required=True, help="PORT or HOST:PORT for nginx")
     conf.add_argument(
@@ -256,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return print_nginx_config(args.listen, args.upstream, args.prefix)
 
     try:
-        settings = load_settings(require_secret=args.command is None)  # adduser signs nothing
+        settings = load_settings(require_secret=args.command is None)  # commands sign nothing
     except SettingsError as exc:
         sys.stderr.write(f"supportchat: {exc}\n")
         return 2
@@ -265,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("supportchat: --port: expected a number from 1 to 65535\n")
         return 2
     settings = replace(settings, **overrides)
-    quiet = args.command == "adduser" and not args.verbose  # one line of result, or an error
+    # a command prints one line of result, or of error
+    quiet = args.command in ("adduser", "setrole") and not args.verbose
     setup_logging("WARNING" if quiet else settings.log_level)
     if args.command is None:  # serving: sockets/ patches these libraries' private parts
         try:
@@ -275,9 +302,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"supportchat: {exc}\n")
             return 2
     tornado.locale.load_translations(str(ROOT / "locale"))
+    if args.command is not None and settings.jwt_secret is None:
+        # adduser and setrole issue no token: any secret will do
+        settings = replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)))
     if args.command == "adduser":
         password = read_password()
         return asyncio.run(add_user(settings, args.username, args.name, password, args.admin))
+    if args.command == "setrole":
+        return asyncio.run(set_role(settings, args.username, args.rol))
     try:
         settings = resolve_secret(settings)
     except SecretInGit as exc:

@@ -66,6 +66,7 @@ class ConversationsApi(ApiHandler):
                     {
                         "user": c.user,
                         "name": c.name,
+                        "rol": c.rol,
                         "online": c.online,
                         "unread": c.unread,
                         "last_message": message_to_wire(c.last_message),

@@ -248,6 +248,7 @@ def openapi_document() -> dict[str, Any]:
                 Code.UNAUTHENTICATED,
                 Code.FORBIDDEN,
                 Code.NOT_FOUND,
+                Code.CONFLICT,
                 CHANGES,
                 parameters=[
                     {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Index, Integer, Select, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, aliased, mapped_column, query_expression, with_expression
 
 from models.db import Base
 from models.types import BigId, ExactString64, LongText, UtcDateTime
+from models.user import User
 
 ADMINS = "admins"
 NOT_YET = datetime.min.replace(tzinfo=UTC)  # a `Posted`'s created_at before its commit
@@ -26,11 +28,29 @@ class Message(Base):
     text: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     client_msg_id: Mapped[str | None] = mapped_column(ExactString64, nullable=True)
+    # The sender's display name, read with the message by `with_sender_name` (None when the
+    # query did not ask for it, or the sender is gone).
+    sender_name: Mapped[str | None] = query_expression()
 
     __table_args__ = (
         UniqueConstraint("sender", "client_msg_id", name="uq_messages_sender_client_msg_id"),
         Index("ix_messages_conversation_id", "conversation", "id"),
     )
+
+
+AnySelect = TypeVar("AnySelect", bound=Select[Any])
+
+
+def with_sender_name(stmt: AnySelect) -> AnySelect:
+    """`stmt` reading each message's `sender_name` too (a primary-key lookup per row)."""
+    sender = aliased(User)  # the query may join usuarios for another reason
+    name = (
+        select(sender.name)
+        .where(sender.user == Message.sender)
+        .correlate_except(sender)
+        .scalar_subquery()
+    )
+    return stmt.options(with_expression(Message.sender_name, name))
 
 
 @dataclass(slots=True)
@@ -45,6 +65,7 @@ class Posted:
     conversation: str
     text: str
     client_msg_id: str | None
+    sender_name: str | None = None
     id: int = 0
     created_at: datetime = NOT_YET
 

@@ -16,7 +16,7 @@ from typing import TypeVar
 import argon2
 import bcrypt
 import jwt
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -352,9 +352,17 @@ class Auth:
     async def set_role(self, name: str, rol: str) -> User:
         """Change a role; the user's sockets are closed so that they reconnect with it."""
         async with self.sessions.begin() as db:
+            # Lock every admin row first, in one statement (a write, so that SQLite takes its
+            # write lock before reading anything): two admins demoting each other at once,
+            # on any workers, take turns, and the second finds itself the last admin.
+            await db.execute(update(User).where(User.rol == ADMIN).values(rol=User.rol))
             user = await user_named(db, self.dialect, name)
             if user is None:
                 raise AppError(Code.NOT_FOUND, "No such user.")
+            if user.is_admin and rol != ADMIN:
+                others = select(func.count()).where(User.rol == ADMIN, User.user != user.user)
+                if not (await db.execute(others)).scalar_one():
+                    raise AppError(Code.CONFLICT, "The last admin cannot stop being one.")
             user.rol = rol
         log.info("role changed", extra={"user": user.user, "rol": rol})
         await self.fanout.disconnect_user(user.user)

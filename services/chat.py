@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from models.message import ADMINS, Message, Posted, ReadMarker, StoredMessage
-from models.user import Person, User, same_name, user_named
+from models.message import ADMINS, Message, Posted, ReadMarker, StoredMessage, with_sender_name
+from models.user import USER, Person, User, same_name, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
@@ -59,6 +59,7 @@ class Placed:
 class Conversation:
     user: str
     name: str
+    rol: str
     online: bool
     unread: int
     last_message: Message
@@ -105,6 +106,7 @@ class Chat:
             conversation=conversation,
             text=draft.text,
             client_msg_id=draft.client_msg_id,
+            sender_name=sender.name,
         )
         return Placed(self, message, self.writer.submit(message))
 
@@ -141,7 +143,7 @@ class Chat:
 
     async def _sent_before(self, sender: str, client_msg_id: str) -> Message | None:
         async with self.sessions() as db:
-            query = select(Message).where(
+            query = with_sender_name(select(Message)).where(
                 Message.sender == sender, Message.client_msg_id == client_msg_id
             )
             return (await db.execute(query)).scalar()
@@ -172,7 +174,7 @@ class Chat:
 
     async def history(self, me: Person, query: HistoryQuery) -> list[Message]:
         conversation = await self._conversation_of(me, query.with_)
-        stmt = select(Message).where(Message.conversation == conversation)
+        stmt = with_sender_name(select(Message)).where(Message.conversation == conversation)
         if query.before is not None:
             stmt = stmt.where(Message.id < query.before)
         async with self.sessions() as db:
@@ -180,7 +182,7 @@ class Chat:
             return list(reversed(rows.scalars().all()))
 
     async def sync(self, me: Person, after: int) -> tuple[list[Message], bool]:
-        stmt = select(Message).where(Message.id > after)
+        stmt = with_sender_name(select(Message)).where(Message.id > after)
         if not me.is_admin:
             stmt = stmt.where(Message.conversation == me.user)
         async with self.sessions() as db:
@@ -216,7 +218,8 @@ class Chat:
             .subquery()
         )
         latest = (
-            select(Message, User.name)
+            with_sender_name(select(Message))
+            .add_columns(User.name, User.rol)
             .join(last, Message.id == last.c.last_id)
             .outerjoin(User, User.user == Message.conversation)
             .order_by(Message.id.desc())
@@ -236,16 +239,17 @@ class Chat:
         async with self.sessions() as db:
             rows = (await db.execute(latest)).all()
             counts: dict[str, int] = {c: n for c, n in (await db.execute(unread)).all()}
-        online = await self.cluster.online([m.conversation for m, _ in rows])
+        online = await self.cluster.online([m.conversation for m, _, _ in rows])
         return [
             Conversation(
                 user=m.conversation,
                 name=name or m.conversation,
+                rol=rol or USER,
                 online=online[m.conversation],
                 unread=counts.get(m.conversation, 0),
                 last_message=m,
             )
-            for m, name in rows
+            for m, name, rol in rows
         ]
 
     # -- live only ----------------------------------------------------------------------
@@ -259,7 +263,12 @@ class Chat:
             raise AppError(Code.FORBIDDEN, "Only admins make announcements.")
         if not await self.limits.take(me.user):
             raise AppError(Code.RATE_LIMITED, "Too many messages; slow down.")
-        payload = {"from": me.user, "text": text, "created_at": iso(datetime.now(UTC))}
+        payload = {
+            "from": me.user,
+            "from_name": me.name,
+            "text": text,
+            "created_at": iso(datetime.now(UTC)),
+        }
         await self.fanout.announcement(payload)
         log.info("announcement", extra={"user": me.user})
         return payload

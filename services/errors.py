@@ -15,6 +15,7 @@ class Code(StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     EXISTS = "exists"
+    CONFLICT = "conflict"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
@@ -27,6 +28,7 @@ STATUS = {
     Code.FORBIDDEN: 403,
     Code.NOT_FOUND: 404,
     Code.EXISTS: 409,
+    Code.CONFLICT: 409,
     Code.UNSUPPORTED_MEDIA_TYPE: 415,
     Code.RATE_LIMITED: 429,
     Code.UNAVAILABLE: 503,

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.message import Message
+from models.message import Message, with_sender_name
 from services.wire import SYNC_LIMIT
 
 
@@ -39,7 +39,7 @@ async def stored_since(
         return
     after = first - 1
     while after < newest:
-        forward = select(Message).where(Message.id > after, Message.id <= newest)
+        forward = with_sender_name(select(Message)).where(Message.id > after, Message.id <= newest)
         async with sessions() as db:
             page = list(
                 (await db.execute(forward.order_by(Message.id).limit(SYNC_LIMIT))).scalars()

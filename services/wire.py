@@ -47,6 +47,7 @@ def message_to_wire(message: StoredMessage) -> dict[str, Any]:
     return {
         "id": message.id,
         "from": message.sender,
+        "from_name": message.sender_name or message.sender,
         "to": message.recipient,
         "text": message.text,
         "created_at": iso(message.created_at),

@@ -352,9 +352,9 @@ async def test_messages_pages_backwards_oldest_first_with_default_and_maximum_li
 
 
 async def test_messages_of_a_conversation_include_both_directions(stack: Stack) -> None:
-    token = await stack.register("ana")
+    token = await stack.register("ana", "Ana Pérez")
     ana = await stack.connect(token)
-    boss = await stack.connect(await stack.register("boss", admin=True))
+    boss = await stack.connect(await stack.register("boss", "Support lead", admin=True))
     await ana.call("mensaje_privado", {"text": "question"})
     await boss.call("mensaje_privado", {"to": "ana", "text": "answer"})
     bob = await stack.connect(await stack.register("bob"))
@@ -362,13 +362,14 @@ async def test_messages_of_a_conversation_include_both_directions(stack: Stack) 
     r = await messages(stack, token)
     assert texts_of(r) == ["question", "answer"]
     first, second = r.json()["messages"]
-    assert set(first) == {"id", "from", "to", "text", "created_at", "client_msg_id"}
+    assert set(first) == {"id", "from", "from_name", "to", "text", "created_at", "client_msg_id"}
     assert (first["from"], first["to"], second["from"], second["to"]) == (
         "ana",
         "admins",
         "boss",
         "ana",
     )
+    assert (first["from_name"], second["from_name"]) == ("Ana Pérez", "Support lead")
     assert first["id"] < second["id"]
 
 
@@ -457,7 +458,8 @@ async def test_conversations_list_newest_activity_first_with_unread_and_presence
     listed = await conversations(stack, admin_token)
     assert [c["user"] for c in listed] == ["bob", "ana"]
     for c in listed:
-        assert set(c) == {"user", "name", "online", "unread", "last_message"}
+        assert set(c) == {"user", "name", "rol", "online", "unread", "last_message"}
+        assert c["rol"] == "user"
     bob_c, ana_c = listed
     assert (ana_c["name"], ana_c["unread"], ana_c["online"]) == ("Ana A", 2, True)
     assert (bob_c["name"], bob_c["unread"], bob_c["online"]) == ("Bob B", 1, True)
@@ -654,7 +656,7 @@ ROUTE_ERRORS = {
     ("/api/me", "get"): {401},
     ("/api/messages", "get"): {400, 401, 403, 404},
     ("/api/conversations", "get"): {401, 403},
-    ("/api/users/{}/role", "post"): {400, 401, 403, 404, 415},
+    ("/api/users/{}/role", "post"): {400, 401, 403, 404, 409, 415},
 }
 
 

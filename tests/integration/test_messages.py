@@ -442,3 +442,25 @@ async def test_the_writer_keeps_one_connection_while_busy_and_gives_it_back(
     assert writer._conn is not kept  # idle too long: back to the pool, and another taken
     await writer.close()
     assert writer._conn is None and pool.checkedout() == 0
+
+
+async def test_every_message_and_announcement_carries_the_senders_display_name(
+    stack: Stack,
+) -> None:
+    """Customers read display names, never the team's login names: live, in the ack, in sync,
+    in a retry's answer, and in announcements."""
+    ana = await stack.connect(await stack.register("ana", "Ana Pérez"))
+    boss = await stack.connect(await stack.register("boss", "Support lead", admin=True))
+    asked = await ana.call("mensaje_privado", {"text": "hi", "client_msg_id": "q1"})
+    assert asked["message"]["from_name"] == "Ana Pérez"
+    assert (await boss.wait_for("mensaje_privado"))[0]["from_name"] == "Ana Pérez"
+    reply = await boss.call("mensaje_privado", {"to": "ana", "text": "hello"})
+    assert reply["message"]["from_name"] == "Support lead"
+    assert (await ana.wait_for("mensaje_privado"))[0]["from_name"] == "Support lead"
+    again = await ana.call("mensaje_privado", {"text": "hi", "client_msg_id": "q1"})
+    assert again["message"] == asked["message"]  # the stored one, read back with its name
+    synced = (await ana.call("sync", {"after": 0}))["messages"]
+    assert [m["from_name"] for m in synced] == ["Ana Pérez", "Support lead"]
+    announced = await boss.call("announcement", {"text": "maintenance"})
+    assert announced["announcement"]["from_name"] == "Support lead"
+    assert (await ana.wait_for("announcement"))[0]["from_name"] == "Support lead"
