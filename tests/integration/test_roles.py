@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from tests.conftest import Stack, StackFactory, service_url
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-async def set_role(stack: Stack, token: str, user: str, rol: str) -> tuple[int, dict]:
+async def set_role(stack: Stack, token: str, user: str, rol: str) -> tuple[int, dict[str, Any]]:
     assert stack.http is not None
     r = await stack.http.post(
         f"/api/users/{user}/role", json={"rol": rol}, headers={"Authorization": f"Bearer {token}"}
