@@ -210,6 +210,29 @@ async def test_messages_written_offline_survive_a_reload_and_arrive_once_in_orde
     assert_clean(admin)
 
 
+async def test_two_tabs_sending_the_same_outbox_store_each_message_once(
+    ui: Browser, stack: Stack
+) -> None:
+    await stack.register("sam", "Sam", admin=True)
+    first = await user_tab(ui, "ana", "Ana")
+    second = await first.page.context.new_page()  # same storage, its own socket
+    await second.goto("/chat")
+    await expect(second.get_by_role("status").first).to_have_text("Connected")
+
+    await go_offline(first)
+    box = first.page.get_by_label("Message", exact=True)
+    texts = [f"Written offline, {n}" for n in ("one", "two", "three")]
+    for text in texts:
+        await box.fill(text)
+        await box.press("Enter")
+    await first.page.context.set_offline(False)  # both tabs reconnect and send the outbox
+    for page in (first.page, second):
+        await expect(page.get_by_role("log").locator(".text")).to_have_text(
+            texts, timeout=RECONNECT_MS
+        )
+    assert await stored_texts(stack, "ana") == texts
+
+
 async def test_a_reply_written_offline_on_the_inbox_keeps_its_conversation_and_draft(
     ui: Browser, stack: Stack
 ) -> None:
