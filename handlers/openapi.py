@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document describing every `/api/` route, its schemas and its errors."""
+"""The OpenAPI 3.0 document describing every `/api/` route, its schemas and its errors.
+
+3.0.3, not 3.1: the Swagger UI at `/api-docs` (4.x, from swagger-ui-bundle) reads 2.0 and
+3.0.x only, as do many client generators. So a value that may be null says `nullable: true`,
+not a `type` list, and a `$ref` stands alone (3.0 ignores keys beside it)."""
 
 from __future__ import annotations
 
@@ -85,7 +89,7 @@ def openapi_document() -> dict[str, Any]:
                 "to": {"type": "string", "description": 'A user name, or "admins"'},
                 "text": {"type": "string"},
                 "created_at": {"type": "string", "format": "date-time"},
-                "client_msg_id": {"type": ["string", "null"], "maxLength": 64},
+                "client_msg_id": {"type": "string", "nullable": True, "maxLength": 64},
             },
         },
         "Conversation": {
@@ -265,7 +269,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.0.3",
         "info": {
             "title": "supportchat",
             "version": "1.0.0",

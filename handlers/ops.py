@@ -10,6 +10,7 @@ import tornado.web
 
 from handlers.base import CSP, BaseHandler, security_headers
 from handlers.openapi import openapi_document
+from handlers.pages import HtmlHandler
 from services.errors import AppError, Code
 
 # What templates/api_docs.html loads from the vendored Swagger UI directory; nothing else of it
@@ -59,7 +60,7 @@ class OpenApiHandler(BaseHandler):
         self.finish(json.dumps(openapi_document()))
 
 
-class ApiDocsHandler(BaseHandler):
+class ApiDocsHandler(HtmlHandler):
     # Swagger UI sets style attributes at run time; scripts stay 'self' only.
     csp = (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -78,6 +79,6 @@ class SwaggerAssetHandler(tornado.web.StaticFileHandler):
         security_headers(self, CSP)
 
 
-class NotFoundHandler(BaseHandler):
+class NotFoundHandler(HtmlHandler):
     def prepare(self) -> None:
         raise tornado.web.HTTPError(404)

@@ -10,7 +10,7 @@ import tornado.web
 from handlers.base import BaseHandler
 from services.errors import AppError, Code
 from services.forwarding import normalize_origin, own_origin
-from services.inputs import USERNAME, Credentials, Registration
+from services.inputs import NAME_MAX, PASSWORD_MAX, USERNAME, Credentials, Registration
 
 
 def posted_from(headers: Any) -> str | None:
@@ -30,7 +30,15 @@ def posted_from(headers: Any) -> str | None:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-class PageHandler(BaseHandler):
+class HtmlHandler(BaseHandler):
+    """A handler whose errors are the error page, in the browser's language."""
+
+    def error_of(self, status: int, exc: BaseException | None) -> tuple[int, AppError]:
+        status, error = super().error_of(status, exc)
+        return status, error.translated(self.locale.translate)
+
+
+class PageHandler(HtmlHandler):
     async def prepare(self) -> None:
         await self.load_user()
 
@@ -52,6 +60,9 @@ class PageHandler(BaseHandler):
         values.setdefault("username", "")
         values.setdefault("name", "")
         values.setdefault("username_pattern", USERNAME.pattern)
+        values.setdefault("password_min", self.services.settings.password_min_length)
+        values.setdefault("password_max", PASSWORD_MAX)
+        values.setdefault("name_max", NAME_MAX)
         self.render(template, **values)
 
     def home_of(self) -> str:
@@ -80,12 +91,10 @@ class LoginPage(PageHandler):
         except AppError as exc:
             if exc.code is Code.UNAVAILABLE:
                 raise
-            message = {
-                Code.RATE_LIMITED: "Too many failed logins; wait a minute.",
-            }.get(exc.code, "Wrong user name or password.")
-            status = 429 if exc.code is Code.RATE_LIMITED else 401
+            if exc.code is not Code.RATE_LIMITED:  # one message, whichever field was wrong
+                exc = AppError(Code.BAD_CREDENTIALS, "Wrong user name or password.")
             self.render_form(
-                "login.html", status, error=self.locale.translate(message), username=username
+                "login.html", exc.status, error=exc.text(self.locale.translate), username=username
             )
             return
         self.set_token_cookie(issued.token, issued.expires_at)
@@ -109,7 +118,7 @@ class RegisterPage(PageHandler):
             self.render_form(
                 "register.html",
                 exc.status,
-                error=exc.message,
+                error=exc.text(self.locale.translate),
                 username=values["username"],
                 name=values["name"],
             )

@@ -135,7 +135,7 @@ class Chat:
                 raise AppError(Code.FORBIDDEN, "Users write to the support team only.")
             return sender.user, ADMINS
         if to is None:
-            raise AppError(Code.INVALID, "to is required: the user to write to.")
+            raise AppError(Code.INVALID, "'to' is required: the user to write to.")
         if to == ADMINS:
             raise AppError(Code.FORBIDDEN, "Admins write to one user at a time.")
         target = await self._existing(to)
@@ -167,7 +167,7 @@ class Chat:
                 raise AppError(Code.FORBIDDEN, "Users read their own conversation only.")
             return me.user
         if with_ is None:
-            raise AppError(Code.INVALID, "with is required: the user whose conversation to read.")
+            raise AppError(Code.INVALID, "'with' is required: the user whose conversation to read.")
         return await self._existing(with_)
 
     # -- reading ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 import redis.exceptions
@@ -35,12 +36,41 @@ STATUS = {
 }
 
 
-class AppError(Exception):
-    """An error whose code and message may be shown to the client as they are."""
+class Label(str):
+    """A word of ours among a message's parameters (a field's name, as the form labels it),
+    translated along with the message; other parameters (numbers, what a client sent) are
+    shown as they are."""
 
-    def __init__(self, code: Code, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+    __slots__ = ()
+
+
+class AppError(Exception):
+    """An error whose code and message may be shown to the client as they are.
+
+    The message is a template with `%(name)s` placeholders filled from `params`, so that a
+    translation words the whole sentence: `message` is the English one (the JSON API, acks,
+    the command line), `text(locale.translate)` the one pages show."""
+
+    def __init__(self, code: Code, template: str, /, **params: object) -> None:
+        self.code, self.template, self.params = code, template, params
+        self.message = self._fill()
+        super().__init__(self.message)
+
+    def text(self, translate: Callable[[str], str]) -> str:
+        """The message in the language of `translate` (a `tornado.locale.Locale.translate`)."""
+        return self.translated(translate).message
+
+    def translated(self, translate: Callable[[str], str]) -> AppError:
+        """This error with its message in the language of `translate` (for the error page)."""
+        params = {
+            k: Label(translate(v)) if isinstance(v, Label) else v for k, v in self.params.items()
+        }
+        return AppError(self.code, translate(self.template), **params)
+
+    def _fill(self) -> str:
+        if not self.params:
+            return self.template  # no placeholders: a "%" in it is just a "%"
+        return self.template % self.params
 
     @property
     def status(self) -> int:

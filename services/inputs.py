@@ -1,7 +1,9 @@
 """Parsing at the edge: raw JSON, form fields or event payloads -> frozen, typed values.
 
 Every parser raises `AppError(Code.INVALID, ...)` with a message safe to show; past these
-functions code sees only checked values. HTTP and Socket.IO share them.
+functions code sees only checked values. HTTP and Socket.IO share them. Messages are sentences
+with `%(...)s` placeholders (locale/ translates them for the pages); a field is named as its form
+labels it, or else by its JSON key in quotes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from models.message import ADMINS
 from models.user import ADMIN, USER
-from services.errors import AppError, Code
+from services.errors import AppError, Code, Label
 from services.wire import HISTORY_DEFAULT, HISTORY_LIMIT
 
 USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")  # always fullmatch: `$` allows a final "\n"
@@ -23,28 +25,41 @@ PASSWORD_MAX = 128
 NAME_MAX = 100
 
 
-def invalid(message: str) -> AppError:
-    return AppError(Code.INVALID, message)
+# The fields of the pages' forms, named in messages as the forms label them (and translated).
+LABELS = {"username": Label("Username"), "name": Label("Name"), "password": Label("Password")}
+
+
+def invalid(template: str, /, **params: object) -> AppError:
+    return AppError(Code.INVALID, template, **params)
+
+
+def refused(template: str, field: str, **params: object) -> AppError:
+    """`invalid` with `%(field)s`: the field's label, or its JSON key in quotes."""
+    return invalid(template, field=LABELS.get(field, f"'{field}'"), **params)
 
 
 def as_object(data: object, what: str = "payload") -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise invalid(f"The {what} must be a JSON object.")
+        if what == "body":
+            raise invalid("The body must be a JSON object.")
+        raise invalid("The payload must be a JSON object.")
     return data
 
 
 def valid_text(value: object, field: str, *, max_chars: int) -> str:
     """A non-empty string of valid Unicode (no lone surrogates, no U+0000)."""
-    if not isinstance(value, str) or value == "":
-        raise invalid(f"{field} must be a non-empty string.")
+    if not isinstance(value, str):
+        raise refused("%(field)s must be a string.", field)
+    if value == "":
+        raise refused("%(field)s must not be empty.", field)
     if len(value) > max_chars:
-        raise invalid(f"{field} must be at most {max_chars} characters.")
+        raise refused("%(field)s must be at most %(max)d characters.", field, max=max_chars)
     if "\x00" in value:
-        raise invalid(f"{field} must not contain U+0000.")
+        raise refused("%(field)s must not contain U+0000.", field)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise invalid(f"{field} must be valid Unicode.") from None
+        raise refused("%(field)s must be valid Unicode.", field) from None
     return value
 
 
@@ -52,13 +67,13 @@ def user_name(value: object, field: str = "username") -> str:
     """A name that refers to a user: any string of the allowed characters (ASCII case is
     ignored later)."""
     if not isinstance(value, str) or not USERNAME.fullmatch(value):
-        raise invalid(f"{field} must be 3-32 letters, digits, '_', '.' or '-'.")
+        raise refused("%(field)s must be 3-32 letters, digits, '_', '.' or '-'.", field)
     return value
 
 
 def an_id(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise invalid(f"{field} must be a whole number of at least 0.")
+        raise refused("%(field)s must be a whole number of at least 0.", field)
     return value
 
 
@@ -68,11 +83,11 @@ def query_id(raw: str | None, field: str, *, cap: int = MAX_ID) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isascii() or not raw.isdigit():
-        raise invalid(f"{field} must be a whole number of at least 0.")
+        raise refused("%(field)s must be a whole number of at least 0.", field)
     if len(raw) > 19:  # past any id; int() of thousands of digits is refused by Python
         if cap < MAX_ID:
             return cap
-        raise invalid(f"{field} must be a whole number of at least 0.")
+        raise refused("%(field)s must be a whole number of at least 0.", field)
     return min(an_id(int(raw), field), cap)
 
 
@@ -92,7 +107,11 @@ class Draft:
             to = user_name(to, "to")
         cid = body.get("client_msg_id")
         if cid is not None and (not isinstance(cid, str) or not 1 <= len(cid) <= CLIENT_MSG_ID_MAX):
-            raise invalid(f"client_msg_id must be a string of 1-{CLIENT_MSG_ID_MAX} characters.")
+            raise refused(
+                "%(field)s must be a string of 1-%(max)d characters.",
+                "client_msg_id",
+                max=CLIENT_MSG_ID_MAX,
+            )
         if cid is not None:
             valid_text(cid, "client_msg_id", max_chars=CLIENT_MSG_ID_MAX)
         return cls(
@@ -113,7 +132,7 @@ class Typing:
             to = user_name(to, "to")
         typing = body.get("typing")
         if not isinstance(typing, bool):
-            raise invalid("typing must be true or false.")
+            raise refused("%(field)s must be true or false.", "typing")
         return cls(to=to, typing=typing)
 
 
@@ -150,7 +169,7 @@ class HistoryQuery:
     def parse(cls, with_: str | None, before: str | None, limit: str | None) -> HistoryQuery:
         count = query_id(limit, "limit", cap=HISTORY_LIMIT)
         if count is not None and count < 1:
-            raise invalid("limit must be at least 1.")
+            raise refused("%(field)s must be at least 1.", "limit")
         return cls(
             with_=None if with_ is None else user_name(with_, "with"),
             before=query_id(before, "before"),
@@ -170,9 +189,9 @@ class Credentials:
         body = as_object(data, "body")
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not 1 <= len(username) <= 255:
-            raise invalid("username and password are required.")
+            raise invalid("Username and password are required.")
         if not isinstance(password, str) or not 1 <= len(password) <= 1024:
-            raise invalid("username and password are required.")
+            raise invalid("Username and password are required.")
         # No stored name holds U+0000 or a lone surrogate, and no database can be asked for one.
         valid_text(username, "username", max_chars=255)
         return cls(username=username, password=password)
@@ -192,10 +211,15 @@ class Registration:
             name = name.strip()
         name = valid_text(name, "name", max_chars=NAME_MAX)
         if any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise invalid("name must not contain control characters.")
+            raise refused("%(field)s must not contain control characters.", "name")
         password = body.get("password")
         if not isinstance(password, str) or not min_password <= len(password) <= PASSWORD_MAX:
-            raise invalid(f"password must be {min_password}-{PASSWORD_MAX} characters.")
+            raise refused(
+                "%(field)s must be %(min)d-%(max)d characters.",
+                "password",
+                min=min_password,
+                max=PASSWORD_MAX,
+            )
         valid_text(password, "password", max_chars=PASSWORD_MAX)
         return cls(username=user_name(body.get("username")), name=name, password=password)
 
@@ -203,5 +227,5 @@ class Registration:
 def role(data: object) -> str:
     rol = as_object(data, "body").get("rol")
     if rol not in (ADMIN, USER):
-        raise invalid('rol must be "admin" or "user".')
+        raise refused('%(field)s must be "admin" or "user".', "rol")
     return str(rol)

@@ -512,3 +512,11 @@ async def test_static_files_referenced_by_the_pages_are_served(stack: Stack) -> 
             assert r.content, src
             if src.split("?")[0].endswith(".js"):
                 assert "javascript" in r.headers["content-type"], src
+
+
+async def test_favicon_ico_is_served_for_urls_that_are_not_pages(stack: Stack) -> None:
+    """Browsers ask for /favicon.ico by themselves (on /openapi.json, say): Tornado serves it
+    from static/."""
+    assert stack.http is not None
+    r = await stack.http.get("/favicon.ico")
+    assert r.status_code == 200 and r.content[:4] == b"\x00\x00\x01\x00"  # an ICO file

@@ -165,7 +165,7 @@ def test_adduser_creates_an_admin_and_refuses_duplicates_and_bad_input(run_serve
     short = run_server("adduser", "carl", "--name", "Carl")
     _, err = short.communicate(b"short\n", timeout=30)
     assert short.returncode == 1
-    assert "password must be" in err.decode().strip().splitlines()[-1]
+    assert "Password must be" in err.decode().strip().splitlines()[-1]
 
     port = free_port()
     server = run_server("--port", str(port))

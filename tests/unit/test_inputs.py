@@ -270,7 +270,7 @@ BAD_NAMES = ["alice\n", "alice\r\n", "\nalice", "ali\nce", "alice ", "alice\x00"
 def test_registration_refuses_a_name_that_only_starts_well(name):
     form = {"username": name, "name": "Alice", "password": "x" * 12}
     err = invalid(Registration.parse, form, min_password=12)
-    assert "username" in err.message
+    assert err.message.startswith("Username must be")
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
