@@ -1,16 +1,18 @@
 // /admin: the team's inbox. Conversations (with unread counts and presence), the open
 // conversation, replies, announcements and role changes.
 import {
+  Outbox,
   PAGE_SIZE,
   Thread,
   TypingIndicator,
   api,
   bindComposer,
+  bindCounter,
   catchUp,
   el,
   me,
   openSocket,
-  sendMessage,
+  refusal,
   setStatus,
   t,
   whenVisible,
@@ -18,11 +20,14 @@ import {
 
 const ADMINS = "admins";
 
+const main = document.getElementById("app");
 const list = document.getElementById("conversations");
 const noConversations = document.getElementById("no-conversations");
 const title = document.getElementById("thread-title");
 const log = document.getElementById("log");
 const roleActions = document.getElementById("role-actions");
+const makeAdmin = document.getElementById("make-admin");
+const makeUser = document.getElementById("make-user");
 const roleResult = document.getElementById("role-result");
 const form = document.getElementById("composer");
 const textarea = document.getElementById("message");
@@ -32,7 +37,7 @@ const announceInput = document.getElementById("announcement-text");
 const announceResult = document.getElementById("announce-result");
 const baseTitle = document.title;
 
-/** user -> {user, name, online, unread, last, li, button} */
+/** user -> {user, name, rol, online, unread, last, li, button} */
 const conversations = new Map();
 const presence = new Map(); // user -> online, for conversations that do not exist yet
 const seen = new Set(); // message ids already counted in the inbox
@@ -43,7 +48,15 @@ let unreadOpen = false; // the open conversation got messages not yet marked rea
 
 /** Whose conversation a message belongs to: the user's, never an admin's. */
 const conversationOf = (message) => (message.to === ADMINS ? message.from : message.to);
-const nameOf = (user) => conversations.get(user)?.name ?? user;
+const senders = new Map(); // user -> display name, from messages (admins have no conversation)
+const nameOf = (user) => conversations.get(user)?.name ?? senders.get(user) ?? user;
+/** Who wrote a message, as people are shown: the display name it carries. */
+const nameOfMessage = (message) =>
+  typeof message.from_name === "string" && message.from_name ? message.from_name : nameOf(message.from);
+
+function learnName(message) {
+  if (typeof message.from_name === "string" && message.from_name) senders.set(message.from, message.from_name);
+}
 
 /** How alike two display names look to a person: compatibility forms, case, spaces and
  * invisible characters do not tell them apart. */
@@ -65,8 +78,9 @@ function labelOf(c) {
 }
 
 const thread = new Thread(log, {
-  nameOf,
+  nameOf: nameOfMessage,
   olderButton: document.getElementById("older"),
+  onOlderLoaded: (messages) => messages.forEach(learnName),
 });
 const typing = new TypingIndicator(document.getElementById("typing"), nameOf);
 
@@ -75,7 +89,7 @@ const typing = new TypingIndicator(document.getElementById("typing"), nameOf);
 function entry(user, name = user) {
   let c = conversations.get(user);
   if (!c) {
-    c = { user, name, online: presence.get(user) ?? false, unread: 0, last: null };
+    c = { user, name, rol: null, online: presence.get(user) ?? false, unread: 0, last: null };
     c.li = el("li");
     c.button = el("button", "convo");
     c.button.type = "button";
@@ -96,7 +110,7 @@ function renderEntry(c) {
   line.append(el("span", "visually-hidden", ` · ${c.online ? t("online") : t("offline")}`));
   const parts = [dot, line];
   if (c.last) {
-    const who = c.last.from === me ? `${t("you")}: ` : c.last.to === ADMINS ? "" : `${c.last.from}: `;
+    const who = c.last.from === me ? `${t("you")}: ` : c.last.to === ADMINS ? "" : `${nameOfMessage(c.last)}: `;
     const preview = el("span", "preview", who + c.last.text.slice(0, 140));
     preview.setAttribute("aria-hidden", "true"); // shown in the log once opened
     parts.push(preview);
@@ -106,6 +120,7 @@ function renderEntry(c) {
     c.button.setAttribute("aria-current", "true");
     title.textContent = t("conversationWith", { name: labelOf(c) });
     log.setAttribute("aria-label", title.textContent);
+    showRoleActions(c);
   } else c.button.removeAttribute("aria-current");
   noConversations.hidden = conversations.size > 0;
 }
@@ -132,8 +147,10 @@ async function loadConversations() {
   for (const row of [...rows].reverse()) {
     const c = entry(row.user, row.name || row.user);
     c.name = row.name || row.user;
+    if (row.rol === "admin" || row.rol === "user") c.rol = row.rol;
     c.online = Boolean(row.online);
     presence.set(c.user, c.online);
+    if (row.last_message) learnName(row.last_message);
     if (row.last_message && (!c.last || row.last_message.id >= c.last.id)) {
       c.last = row.last_message;
       c.unread = c.user === openUser ? 0 : Number(row.unread) || 0;
@@ -172,15 +189,17 @@ async function openConversation(user) {
   const c = conversations.get(user);
   if (!c) return;
   const previous = openUser;
+  if (previous !== user) composer.stopTyping();
   openUser = user;
+  main.classList.add("has-open");
   for (const other of [previous, user]) if (other && conversations.has(other)) renderEntry(conversations.get(other));
-  roleActions.hidden = false;
   roleResult.textContent = "";
-  errorEl.hidden = true;
+  composer.loadDraft();
   typing.clear();
   window.history.replaceState(null, "", `#${encodeURIComponent(user)}`);
   await thread.reset(historyOf(user));
   if (openUser !== user) return;
+  for (const entry of outbox.entries()) if (entry.to === user) thread.addPending(entry, outbox.state);
   unreadOpen = c.unread > 0 || thread.byId.size > 0;
   c.unread = 0;
   renderEntry(c);
@@ -203,6 +222,7 @@ function markRead() {
 function handle(message) {
   if (!message || typeof message.id !== "number") return;
   if (message.id > lastId) lastId = message.id;
+  learnName(message);
   const user = conversationOf(message);
   if (typeof user !== "string") return;
   if (user === openUser) {
@@ -243,6 +263,16 @@ const socket = openSocket({
   },
 });
 
+// Replies: everything in this admin's outbox, each to its `to`.
+const outbox = new Outbox(socket, {
+  onStored: handle,
+  onRefused: (entry, reason) => {
+    if (entry.to === openUser) thread.setFailed(entry.id, reason);
+    else setStatus(`${t("failed")}: ${reason}`, "bad");
+  },
+  onState: (entry, state) => thread.setState(entry.id, state),
+});
+
 socket.on("mensaje_privado", handle);
 
 socket.on("presence", (data) => {
@@ -263,20 +293,37 @@ socket.on("typing", (data) => {
 
 whenVisible(markRead);
 
-bindComposer(socket, {
+const composer = bindComposer(socket, {
   form,
   textarea,
   errorEl,
+  counter: document.getElementById("composer-count"),
   target: () => (openUser ? { to: openUser } : null),
-  onSend: ({ to }, text) => sendMessage(socket, thread, { to, text, onStored: handle }),
+  draft: () => (openUser ? `draft:${openUser}` : null),
+  onSend: ({ to }, text) => {
+    const entry = outbox.add(to, text);
+    thread.addPending(entry, outbox.state);
+    outbox.kick();
+  },
 });
 
 // ---- announcements ---------------------------------------------------------------------------
 
+bindCounter(announceInput, document.getElementById("announce-count"));
+announceInput.addEventListener("input", () => {
+  if (announceResult.classList.contains("is-error")) announceResult.textContent = "";
+});
+
 announceForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = announceInput.value;
-  if (text.trim() === "") return;
+  const why = refusal(text, { empty: "announceFirst" });
+  if (why) {
+    announceResult.classList.add("is-error");
+    announceResult.textContent = why;
+    announceInput.focus();
+    return;
+  }
   const button = announceForm.querySelector("button[type=submit]");
   button.disabled = true;
   announceResult.classList.remove("is-error");
@@ -295,6 +342,14 @@ announceForm.addEventListener("submit", (event) => {
 
 // ---- roles -----------------------------------------------------------------------------------
 
+/** The role button that applies to the open conversation's user: "Make user" for an admin,
+ * "Make admin" for a user; both while its role is not known. */
+function showRoleActions(c) {
+  roleActions.hidden = false;
+  makeAdmin.hidden = c.rol === "admin";
+  makeUser.hidden = c.rol === "user";
+}
+
 async function setRole(rol) {
   const user = openUser;
   if (!user) return;
@@ -303,6 +358,14 @@ async function setRole(rol) {
   try {
     const body = await api(`/api/users/${encodeURIComponent(user)}/role`, { method: "POST", body: { rol } });
     const name = body?.user?.name ?? nameOf(user);
+    const c = conversations.get(user);
+    if (c && (body?.user?.rol === "admin" || body?.user?.rol === "user")) {
+      c.rol = body.user.rol;
+      if (openUser === user) {
+        showRoleActions(c);
+        (c.rol === "admin" ? makeUser : makeAdmin).focus(); // the pressed button is gone now
+      }
+    }
     roleResult.textContent = body?.user?.rol === "admin" ? t("nowAdmin", { name }) : t("nowUser", { name });
   } catch (err) {
     roleResult.classList.add("is-error");
@@ -310,8 +373,8 @@ async function setRole(rol) {
   }
 }
 
-document.getElementById("make-admin").addEventListener("click", () => setRole("admin"));
-document.getElementById("make-user").addEventListener("click", () => setRole("user"));
+makeAdmin.addEventListener("click", () => setRole("admin"));
+makeUser.addEventListener("click", () => setRole("user"));
 
 // ---- start -----------------------------------------------------------------------------------
 

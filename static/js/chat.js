@@ -1,5 +1,6 @@
 // /chat: a user's conversation with the support team.
 import {
+  Outbox,
   PAGE_SIZE,
   Thread,
   TypingIndicator,
@@ -8,7 +9,7 @@ import {
   catchUp,
   me,
   openSocket,
-  sendMessage,
+  t,
   whenVisible,
 } from "./common.js";
 
@@ -21,13 +22,20 @@ let lastId = 0; // greatest message id seen, for `sync`
 let unreadFromTeam = false; // admins wrote since we last sent `read`
 const baseTitle = document.title;
 
-const nameOf = (user) => user;
+// The team is shown by display name only, never by login name: `typing` carries only the
+// login, so its name is the one the same admin's messages brought, else "The support team".
+const teamNames = new Map(); // login -> display name
+const nameOfMessage = (message) =>
+  typeof message.from_name === "string" && message.from_name ? message.from_name : message.from;
+const nameOfTeammate = (user) => teamNames.get(user) ?? t("team");
+
 const thread = new Thread(log, {
-  nameOf,
+  nameOf: nameOfMessage,
   olderButton: document.getElementById("older"),
   emptyNote: document.getElementById("empty"),
+  onOlderLoaded: (messages) => messages.forEach(learnName),
 });
-const typing = new TypingIndicator(document.getElementById("typing"), nameOf);
+const typing = new TypingIndicator(document.getElementById("typing"), nameOfTeammate);
 
 function history(before) {
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
@@ -35,11 +43,18 @@ function history(before) {
   return api(`/api/messages?${query}`).then((body) => (Array.isArray(body?.messages) ? body.messages : []));
 }
 
+function learnName(message) {
+  if (message.from !== me && typeof message.from_name === "string" && message.from_name) {
+    teamNames.set(message.from, message.from_name);
+  }
+}
+
 /** A message from history, `sync`, a live event or our own ack. */
 function handle(message) {
   if (!message || typeof message.id !== "number") return;
   if (message.from !== me && message.to !== me) return; // not this conversation
   if (message.id > lastId) lastId = message.id;
+  learnName(message);
   const isNew = thread.add(message);
   if (isNew && message.from !== me) {
     typing.set(message.from, false);
@@ -66,6 +81,14 @@ const socket = openSocket({
   },
 });
 
+// Messages to the team: everything in this user's outbox without a `to`.
+const outbox = new Outbox(socket, {
+  onStored: handle,
+  onRefused: (entry, reason) => thread.setFailed(entry.id, reason),
+  onState: (entry, state) => thread.setState(entry.id, state),
+});
+const ours = (entry) => entry.to === undefined || entry.to === "admins";
+
 socket.on("mensaje_privado", handle);
 
 socket.on("typing", (data) => {
@@ -79,13 +102,21 @@ bindComposer(socket, {
   form,
   textarea,
   errorEl,
+  counter: document.getElementById("composer-count"),
   target: () => ({ to: undefined }),
-  onSend: (_where, text) => sendMessage(socket, thread, { text, onStored: handle }),
+  draft: () => "draft",
+  onSend: (_where, text) => {
+    const entry = outbox.add(undefined, text);
+    thread.addPending(entry, outbox.state);
+    outbox.kick();
+  },
 });
 
-// History first, then the socket, whose `sync` picks up from the newest message shown.
+// History first, then what is still in the outbox below it, then the socket, whose `sync`
+// picks up from the newest message shown.
 await thread.reset(history);
 for (const id of thread.byId.keys()) if (id > lastId) lastId = id;
+for (const entry of outbox.entries()) if (ours(entry)) thread.addPending(entry, outbox.state);
 if (thread.maxId && [...thread.byId.values()].some((li) => li.classList.contains("theirs"))) {
   unreadFromTeam = true;
 }

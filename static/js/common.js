@@ -5,6 +5,8 @@
 const app = document.getElementById("app");
 export const me = app.dataset.me;
 export const role = app.dataset.role;
+/** MSG_MAX_CHARS: the longest text the server takes, in Unicode code points. */
+export const MAX_CHARS = Number(app.dataset.max) || 4000;
 
 const strings = document.getElementById("i18n")?.dataset ?? {};
 const AUTH_REFUSALS = new Set(["No autenticado", "Token no proporcionado", "Token inválido"]);
@@ -42,6 +44,69 @@ export function newClientId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+// ---- storage: this user's outbox and drafts --------------------------------------------------
+
+/**
+ * localStorage under keys of this user's own ("supportchat:<user>:..."), so that people who
+ * share a browser never see each other's drafts; a Map for this page view when storage is
+ * refused (private windows, quotas, disabled storage).
+ */
+const prefix = `supportchat:${me}:`;
+const memory = new Map();
+
+function backing() {
+  try {
+    const probe = `${prefix}probe`;
+    window.localStorage.setItem(probe, "1");
+    window.localStorage.removeItem(probe);
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
+const local = backing();
+
+export const store = {
+  key: (name) => prefix + name,
+  get(name) {
+    try {
+      return local ? local.getItem(prefix + name) : (memory.get(name) ?? null);
+    } catch {
+      return memory.get(name) ?? null;
+    }
+  },
+  set(name, value) {
+    memory.set(name, value);
+    try {
+      local?.setItem(prefix + name, value);
+    } catch {
+      // full: this page view still has it in memory
+    }
+  },
+  remove(name) {
+    memory.delete(name);
+    try {
+      local?.removeItem(prefix + name);
+    } catch {
+      // nothing to do
+    }
+  },
+  /** Forget everything this user left in this browser (at logout). */
+  clear() {
+    memory.clear();
+    if (!local) return;
+    try {
+      for (let i = local.length - 1; i >= 0; i -= 1) {
+        const key = local.key(i);
+        if (key !== null && key.startsWith(prefix)) local.removeItem(key);
+      }
+    } catch {
+      // nothing to do
+    }
+  },
+};
+
 // ---- status and session ------------------------------------------------------------------
 
 const statusEl = document.getElementById("status");
@@ -53,6 +118,11 @@ export function setStatus(text, state = "") {
 }
 
 let leaving = false;
+
+// Logging out forgets this user's unsent messages and drafts in this browser.
+for (const form of document.querySelectorAll("form.logout")) {
+  form.addEventListener("submit", () => store.clear());
+}
 
 export function goToLogin() {
   if (leaving) return;
@@ -170,7 +240,8 @@ const announcementEl = document.getElementById("announcement");
 
 function showAnnouncement(data) {
   if (!data || typeof data.text !== "string") return;
-  const label = el("span", "label", t("announcementFrom", { name: String(data.from ?? "") }));
+  const name = typeof data.from_name === "string" && data.from_name ? data.from_name : String(data.from ?? "");
+  const label = el("span", "label", t("announcementFrom", { name }));
   const when = timeEl(data.created_at);
   announcementEl.replaceChildren(label, " ", when, el("span", "", ": "), el("span", "text", data.text));
   announcementEl.hidden = false;
@@ -178,16 +249,19 @@ function showAnnouncement(data) {
 
 // ---- messages ------------------------------------------------------------------------------
 
+// In the browser's own locale; "numeric" hours: 7:33 PM (or 19:33), never 07:33 PM.
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+const dayAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
+const fullTime = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+
 function timeEl(iso) {
   const node = el("time");
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return node;
   node.dateTime = date.toISOString();
   const today = date.toDateString() === new Date().toDateString();
-  node.textContent = today
-    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : date.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
-  node.title = date.toLocaleString();
+  node.textContent = (today ? timeOfDay : dayAndTime).format(date);
+  node.title = fullTime.format(date);
   return node;
 }
 
@@ -203,7 +277,8 @@ export class Thread {
     this.emptyNote = emptyNote;
     this.onOlderLoaded = onOlderLoaded;
     this.byId = new Map();
-    this.pending = new Map(); // client_msg_id -> {li, retry}
+    this.pending = new Map(); // client_msg_id -> {li}: own messages not stored yet
+    this.stored = new Set(); // client_msg_ids of own messages shown as stored
     this.source = null; // before -> Promise<messages>
     this.generation = 0;
     this.loading = false;
@@ -241,6 +316,7 @@ export class Thread {
     this.generation += 1;
     this.byId.clear();
     this.pending.clear();
+    this.stored.clear();
     this.log.replaceChildren();
     this.source = source;
     this.exhausted = source === null;
@@ -297,7 +373,7 @@ export class Thread {
     const li = el("li", mine ? "msg mine" : "msg theirs");
     li.dataset.id = String(message.id);
     const meta = el("div", "meta");
-    meta.append(el("span", "sender", mine ? t("you") : this.nameOf(message.from)), timeEl(message.created_at));
+    meta.append(el("span", "sender", mine ? t("you") : this.nameOf(message)), timeEl(message.created_at));
     if (mine) meta.append(el("span", "state", t("sent")));
     li.append(meta, el("p", "text", message.text));
     return li;
@@ -305,14 +381,20 @@ export class Thread {
 
   /** Show a stored message once, in id order. True when it was not shown before. */
   add(message, { scroll = true } = {}) {
-    if (!message || typeof message.id !== "number" || this.byId.has(message.id)) return false;
-    const stick = scroll && this.nearBottom();
-    const li = this.render(message);
-    const waiting = message.client_msg_id && message.from === me && this.pending.get(message.client_msg_id);
+    if (!message || typeof message.id !== "number") return false;
+    const clientId = message.from === me && typeof message.client_msg_id === "string" ? message.client_msg_id : null;
+    if (clientId) this.stored.add(clientId);
+    const waiting = clientId && this.pending.get(clientId);
     if (waiting) {
       waiting.li.remove();
-      this.pending.delete(message.client_msg_id);
+      this.pending.delete(clientId);
     }
+    if (this.byId.has(message.id)) {
+      if (waiting) this.refresh();
+      return false;
+    }
+    const stick = scroll && this.nearBottom();
+    const li = this.render(message);
     this.insertInOrder(li, message.id);
     this.byId.set(message.id, li);
     this.refresh();
@@ -329,70 +411,219 @@ export class Thread {
     this.log.insertBefore(li, before);
   }
 
-  /** An own message on its way: shown at once, replaced by the stored one when acked. */
-  addPending(clientId, text, retry) {
+  /** An own message from the outbox: shown at the bottom until the server has stored it. */
+  addPending(entry, state) {
+    if (this.pending.has(entry.id) || this.stored.has(entry.id)) return;
     const li = el("li", "msg mine pending");
     const meta = el("div", "meta");
-    meta.append(el("span", "sender", t("you")), el("span", "state", t("sending")));
-    li.append(meta, el("p", "text", text));
-    this.pending.set(clientId, { li, retry });
+    meta.append(el("span", "sender", t("you")), el("span", "state", ""));
+    li.append(meta, el("p", "text", entry.text));
+    this.pending.set(entry.id, { li });
+    this.setState(entry.id, state);
     this.log.append(li);
     this.refresh();
     this.scrollToBottom();
   }
 
-  setSending(clientId) {
-    const entry = this.pending.get(clientId);
-    if (!entry) return;
-    entry.li.className = "msg mine pending";
-    entry.li.querySelector(".state").textContent = t("sending");
-    entry.li.querySelector(".retry")?.remove();
+  /** "waiting" (no connection) or "sending". */
+  setState(clientId, state) {
+    const pending = this.pending.get(clientId);
+    if (!pending || pending.li.classList.contains("failed")) return;
+    pending.li.querySelector(".state").textContent = state === "waiting" ? t("waiting") : t("sending");
+    pending.li.classList.toggle("waiting", state === "waiting");
   }
 
+  /** Refused for good: it stays in view with the reason, and is not sent again. */
   setFailed(clientId, reason) {
-    const entry = this.pending.get(clientId);
-    if (!entry) return;
+    const pending = this.pending.get(clientId);
+    if (!pending) return;
     const stick = this.nearBottom();
-    entry.li.className = "msg mine failed";
-    entry.li.querySelector(".state").textContent = `${t("failed")}: ${reason}`;
-    if (!entry.li.querySelector(".retry")) {
-      const button = el("button", "retry", t("retry"));
-      button.type = "button";
-      button.addEventListener("click", () => entry.retry());
-      entry.li.append(button);
-    }
+    pending.li.className = "msg mine failed";
+    pending.li.querySelector(".state").textContent = `${t("failed")}: ${reason}`;
     if (stick) this.scrollToBottom();
   }
 }
 
+// ---- the outbox ----------------------------------------------------------------------------
+
+const RETRYABLE = new Set(["rate_limited", "unavailable"]);
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 10000;
+
 /**
- * Send `text` (to `to`, or to the team when `to` is undefined) through `thread`; `onStored` gets
- * the stored message from the ack. A retry re-sends the same client_msg_id, so the server keeps
- * one copy however many times it arrives.
+ * Every message typed, from the moment it is sent until the server has answered for it for
+ * good, kept in this user's storage (so a reload or a closed tab loses nothing). Each entry is
+ * `{id, to?, text}`; `id` is its client_msg_id, given once, so that however many times it goes
+ * out (after a reload, a reconnect, an ack that never came) the server stores and delivers it
+ * once. Entries go out one at a time, oldest first, whenever the socket is connected: a
+ * `rate_limited` or `unavailable` answer, or none, sends the same entry again later; a
+ * definitive refusal (`invalid`, `forbidden`, `not_found`) takes it out with its reason.
  */
-export function sendMessage(socket, thread, { to, text, onStored }) {
-  const clientId = newClientId();
-  const payload = to === undefined ? { text, client_msg_id: clientId } : { to, text, client_msg_id: clientId };
-  const attempt = () => {
-    thread.setSending(clientId);
-    socket.timeout(ACK_TIMEOUT_MS).emit("mensaje_privado", payload, (err, ack) => {
-      if (err) thread.setFailed(clientId, t("noAnswer"));
-      else if (ack && ack.ok && ack.message) onStored(ack.message);
-      else thread.setFailed(clientId, (ack && ack.message) || t("requestFailed"));
+export class Outbox {
+  constructor(socket, { onStored, onRefused, onState }) {
+    this.socket = socket;
+    this.onStored = onStored;
+    this.onRefused = onRefused;
+    this.onState = onState;
+    this.inFlight = 0; // the attempt waiting for its ack, 0 when none
+    this.attempts = 0;
+    this.retryTimer = 0;
+    this.delay = 0;
+
+    socket.on("connect", () => {
+      this.announce();
+      this.kick({ now: true });
     });
-  };
-  thread.addPending(clientId, text, attempt);
-  attempt();
+    socket.on("disconnect", () => {
+      this.inFlight = 0; // its ack will not come; the next connection sends it again
+      clearTimeout(this.retryTimer);
+      this.retryTimer = 0;
+      this.announce();
+    });
+    // Another tab of the same user added or sent some.
+    window.addEventListener("storage", (event) => {
+      if (event.key === store.key("outbox")) this.kick();
+    });
+  }
+
+  /** The entries not yet answered for, oldest first. */
+  entries() {
+    let list;
+    try {
+      list = JSON.parse(store.get("outbox") ?? "[]");
+    } catch {
+      list = [];
+    }
+    if (!Array.isArray(list)) return [];
+    return list.filter((e) => e && typeof e.id === "string" && typeof e.text === "string");
+  }
+
+  save(list) {
+    if (list.length === 0) store.remove("outbox");
+    else store.set("outbox", JSON.stringify(list));
+  }
+
+  /** What the page shows for an entry now. */
+  get state() {
+    return this.socket.connected ? "sending" : "waiting";
+  }
+
+  /** Keep a new message (`to` undefined: to the team); `kick()` sends it. */
+  add(to, text) {
+    const entry = to === undefined ? { id: newClientId(), text } : { id: newClientId(), to, text };
+    this.save([...this.entries(), entry]);
+    return entry;
+  }
+
+  remove(id) {
+    this.save(this.entries().filter((e) => e.id !== id));
+  }
+
+  announce() {
+    for (const entry of this.entries()) this.onState(entry, this.state);
+  }
+
+  /** Send the oldest entry, unless one is on its way or waiting for its retry. */
+  kick({ now = false } = {}) {
+    if (now) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = 0;
+    }
+    if (this.inFlight || this.retryTimer || !this.socket.connected) return;
+    const entry = this.entries()[0];
+    if (!entry) {
+      this.delay = 0;
+      return;
+    }
+    const attempt = ++this.attempts;
+    this.inFlight = attempt;
+    this.onState(entry, "sending");
+    const payload = { text: entry.text, client_msg_id: entry.id };
+    if (entry.to !== undefined) payload.to = entry.to;
+    this.socket.timeout(ACK_TIMEOUT_MS).emit("mensaje_privado", payload, (err, ack) => {
+      this.answered(entry, attempt, err ? null : ack);
+    });
+  }
+
+  answered(entry, attempt, ack) {
+    const current = this.inFlight === attempt;
+    if (current) this.inFlight = 0;
+    if (ack && ack.ok === true && ack.message) {
+      // Stored, even if this answer comes late: out of the outbox, into the thread.
+      this.remove(entry.id);
+      this.delay = 0;
+      this.onStored(ack.message);
+      this.kick();
+      return;
+    }
+    if (!current) return; // the entry went out again meanwhile: that attempt decides
+    if (ack && ack.ok === false && typeof ack.error === "string" && !RETRYABLE.has(ack.error)) {
+      this.remove(entry.id);
+      this.onRefused(entry, (typeof ack.message === "string" && ack.message) || t("requestFailed"));
+      this.kick();
+      return;
+    }
+    // No answer, or "try again later": the same entry, with the same id, after a pause.
+    if (!this.socket.connected) return; // the next connection sends it
+    this.delay = Math.min(this.delay ? this.delay * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = 0;
+      this.kick();
+    }, this.delay);
+  }
 }
 
 // ---- composer and typing -------------------------------------------------------------------
 
+/** Length as the server counts it: Unicode code points (an emoji is one, not two). */
+export function charCount(text) {
+  let n = 0;
+  for (const _ of text) n += 1;
+  return n;
+}
+
+const numberFormat = new Intl.NumberFormat();
+const COUNT_FROM = 0.9; // the counter shows past 90% of the limit
+
+/** Why `text` cannot be sent ("" when it can), for a message or an announcement. */
+export function refusal(text, { empty }) {
+  if (text.trim() === "") return t(empty);
+  const count = charCount(text);
+  if (count > MAX_CHARS) {
+    return t("tooLong", { count: numberFormat.format(count), max: numberFormat.format(MAX_CHARS) });
+  }
+  return "";
+}
+
+/**
+ * "3,950 / 4,000" under a text box once it is past 90% of the limit; past the limit the box
+ * is marked invalid. Nothing is ever cut: the box has no maxlength. Returns the update function
+ * (call it after setting the box's value from code).
+ */
+export function bindCounter(box, counter) {
+  const update = () => {
+    const count = charCount(box.value);
+    const shown = count > MAX_CHARS * COUNT_FROM;
+    counter.hidden = !shown;
+    counter.textContent = shown ? `${numberFormat.format(count)} / ${numberFormat.format(MAX_CHARS)}` : "";
+    counter.classList.toggle("over", count > MAX_CHARS);
+    if (count > MAX_CHARS) box.setAttribute("aria-invalid", "true");
+    else box.removeAttribute("aria-invalid");
+  };
+  box.addEventListener("input", update);
+  update();
+  return update;
+}
+
 /**
  * Wire the message form: Enter sends, Shift+Enter is a new line; `typing` is emitted at most every
  * 2 s while typing. `target()` gives {to} for typing/sending, or null when there is nowhere to send.
+ * `draft()` names where the box's text is kept until it is sent (null: not kept). A blank or too
+ * long message is refused with a message, and stays in the box.
  */
-export function bindComposer(socket, { form, textarea, errorEl, target, onSend }) {
+export function bindComposer(socket, { form, textarea, errorEl, counter, target, draft, onSend }) {
   let lastTyping = 0;
+  const updateCount = bindCounter(textarea, counter);
 
   const typing = (on) => {
     const where = target();
@@ -405,6 +636,18 @@ export function bindComposer(socket, { form, textarea, errorEl, target, onSend }
     lastTyping = 0;
   };
 
+  const showError = (text) => {
+    errorEl.textContent = text;
+    errorEl.hidden = false;
+  };
+
+  const keepDraft = () => {
+    const name = draft();
+    if (name === null) return;
+    if (textarea.value === "") store.remove(name);
+    else store.set(name, textarea.value);
+  };
+
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
@@ -414,6 +657,7 @@ export function bindComposer(socket, { form, textarea, errorEl, target, onSend }
 
   textarea.addEventListener("input", () => {
     errorEl.hidden = true;
+    keepDraft();
     if (textarea.value === "") {
       stopTyping();
     } else if (Date.now() - lastTyping >= TYPING_EVERY_MS) {
@@ -425,21 +669,36 @@ export function bindComposer(socket, { form, textarea, errorEl, target, onSend }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = textarea.value;
-    if (text.trim() === "") return;
     const where = target();
     if (!where) {
-      errorEl.textContent = t("openFirst");
-      errorEl.hidden = false;
+      showError(t("openFirst"));
+      return;
+    }
+    const why = refusal(text, { empty: "writeFirst" });
+    if (why) {
+      showError(why);
+      textarea.focus();
       return;
     }
     stopTyping();
     errorEl.hidden = true;
     onSend(where, text);
     textarea.value = "";
+    keepDraft();
+    updateCount();
     textarea.focus();
   });
 
-  return { stopTyping };
+  /** Put back the draft kept for where the box now sends (another conversation was opened). */
+  const loadDraft = () => {
+    const name = draft();
+    textarea.value = (name !== null && store.get(name)) || "";
+    errorEl.hidden = true;
+    updateCount();
+  };
+  loadDraft();
+
+  return { stopTyping, loadDraft };
 }
 
 /** "X is typing…" for whoever sent `typing: true` in the last 5 s. */

@@ -10,7 +10,8 @@ import re
 import pytest
 
 from tests.browser.conftest import Browser, Tab
-from tests.browser.test_ui import assert_clean, assert_strict_csp, register
+from tests.browser.helpers import assert_clean, register
+from tests.browser.test_ui import assert_strict_csp
 from tests.conftest import PASSWORD, Stack
 
 try:
