@@ -256,7 +256,7 @@ class Chat:
 
     async def typing(self, me: Person, typing: Typing) -> None:
         _, recipient = await self._route(me, typing.to)
-        await self.fanout.typing(me.user, recipient, typing.typing)
+        await self.fanout.typing(me, recipient, typing.typing)
 
     async def announce(self, me: Person, text: str) -> dict[str, Any]:
         if not me.is_admin:

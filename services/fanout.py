@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from models.message import Message, StoredMessage
+from models.user import Person
 from services.cluster import Cluster, Control
 from services.presence import Connections
 from services.wire import (
@@ -100,10 +101,10 @@ class Fanout:
             return
         log.info("delivered again after a broker outage", extra={"messages": delivered})
 
-    async def typing(self, sender: str, to: str, typing: bool) -> None:
+    async def typing(self, sender: Person, to: str, typing: bool) -> None:
         rooms = [ROOM_ADMINS] if to == ROOM_ADMINS else [ROOM_ADMINS, user_room(to)]
-        payload = {"from": sender, "to": to, "typing": typing}
-        skip = await self.cluster.sids_of(sender)  # on every process
+        payload = {"from": sender.user, "from_name": sender.name, "to": to, "typing": typing}
+        skip = await self.cluster.sids_of(sender.user)  # on every process
         await self.server.emit(EV_TYPING, payload, to=rooms, skip_sid=skip)
 
     async def presence(self, user: str, online: bool) -> None:

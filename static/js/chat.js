@@ -22,8 +22,8 @@ let lastId = 0; // greatest message id seen, for `sync`
 let unreadFromTeam = false; // admins wrote since we last sent `read`
 const baseTitle = document.title;
 
-// The team is shown by display name only, never by login name: `typing` carries only the
-// login, so its name is the one the same admin's messages brought, else "The support team".
+// The team is shown by display name only, never by login name (`from_name` of messages and
+// of `typing`; "The support team" for a name not known yet).
 const teamNames = new Map(); // login -> display name
 const nameOfMessage = (message) =>
   typeof message.from_name === "string" && message.from_name ? message.from_name : message.from;
@@ -93,6 +93,7 @@ socket.on("mensaje_privado", handle);
 
 socket.on("typing", (data) => {
   if (!data || data.from === me || typeof data.from !== "string") return;
+  learnName(data);
   typing.set(data.from, data.typing === true);
 });
 

@@ -110,7 +110,7 @@ async def test_typing_skips_the_senders_sockets_on_every_process(
     chief = await b.connect(await b.register("chief", admin=True))
     ana = await b.connect(await b.register("ana"))
     await boss_a.call("typing", {"to": "ana", "typing": True})
-    expected = {"from": "boss", "to": "ana", "typing": True}
+    expected = {"from": "boss", "from_name": "boss", "to": "ana", "typing": True}
     assert (await ana.wait_for("typing"))[0] == expected
     assert (await chief.wait_for("typing"))[0] == expected
     # published after the typing, on the same channel: boss_b gets it, and no typing before
