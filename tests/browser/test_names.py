@@ -36,10 +36,9 @@ async def test_the_customer_sees_the_team_by_display_name_never_by_login(
     box = boss.page.get_by_label(say(lang, "Message"), exact=True)
     typing = page.locator("#typing")
 
-    # Typing comes with the login only: before any reply, the team has no other name.
+    # Typing carries the display name too: the admin is named from the first keystroke.
     await box.fill("Hi Ana, let me check.")
-    team = say(lang, "The support team")
-    await expect(typing).to_have_text(say(lang, "{name} is typing…", name=team))
+    await expect(typing).to_have_text(say(lang, "{name} is typing…", name="Support lead"))
     await box.press("Enter")
     reply = page.get_by_role("log").locator("li.theirs")
     await expect(reply).to_contain_text("Hi Ana, let me check.")
