@@ -32,6 +32,7 @@ SPANISH = {
     "Announce": "Anunciar",
     "Log out": "Cerrar sesión",
     "Connected": "Conectado",
+    "Connection lost. Reconnecting…": "Conexión perdida. Reconectando…",
     "Sent": "Enviado",
     "Not sent": "No enviado",
     "You": "Tú",

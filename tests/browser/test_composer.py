@@ -155,33 +155,34 @@ async def test_the_inbox_refuses_a_reply_or_announcement_past_the_limit_without_
 # -- the outbox ---------------------------------------------------------------------------
 
 
-async def go_offline(tab: Tab) -> None:
+async def go_offline(tab: Tab, *, lang: str = "en") -> None:
     await tab.page.context.set_offline(True)
     await expect(tab.page.get_by_role("status").first).to_have_text(
-        "Connection lost. Reconnecting…"
+        say(lang, "Connection lost. Reconnecting…")
     )
 
 
+@pytest.mark.parametrize("lang", ["en", "es"])
 async def test_messages_written_offline_survive_a_reload_and_arrive_once_in_order(
-    ui: Browser, stack: Stack
+    ui: Browser, stack: Stack, lang: str
 ) -> None:
-    admin = await admin_tab(ui, stack)
-    user = await user_tab(ui, "ana", "Ana")
+    admin = await admin_tab(ui, stack, lang=lang)
+    user = await user_tab(ui, "ana", "Ana", lang=lang)
     page = user.page
-    box = page.get_by_label("Message", exact=True)
+    box = page.get_by_label(say(lang, "Message"), exact=True)
     mine = page.get_by_role("log").locator("li.mine")
-    await send(user, "Hello")
+    await send(user, "Hello", lang=lang)
 
-    await go_offline(user)
+    await go_offline(user, lang=lang)
     for text in ("First, written offline", "Second, written offline"):
         await box.fill(text)
         await box.press("Enter")
         await expect(box).to_have_value("")
     await expect(mine).to_have_count(3)
     for i in (1, 2):
-        await expect(mine.nth(i)).to_contain_text("Waiting for the connection…")
+        await expect(mine.nth(i)).to_contain_text(say(lang, "Waiting for the connection…"))
     await box.fill("A draft, not sent yet")
-    await user.shoot("outbox-offline")
+    await user.shoot(f"outbox-offline-{lang}")
 
     # Pages load again, but the socket cannot connect: the reload starts from storage alone.
     await page.route(SOCKET, lambda route: route.abort())
@@ -192,16 +193,16 @@ async def test_messages_written_offline_survive_a_reload_and_arrive_once_in_orde
         ["Hello", "First, written offline", "Second, written offline"]
     )
     for i in (1, 2):
-        await expect(mine.nth(i)).to_contain_text("Waiting for the connection…")
-    await expect(page.get_by_text("Not sent")).to_have_count(0)
+        await expect(mine.nth(i)).to_contain_text(say(lang, "Waiting for the connection…"))
+    await expect(page.get_by_text(say(lang, "Not sent"))).to_have_count(0)
 
     await page.unroute(SOCKET)
     for i in (1, 2):
-        await expect(mine.nth(i)).to_contain_text("Sent", timeout=RECONNECT_MS)
-    await expect(page.get_by_role("status").first).to_have_text("Connected")
+        await expect(mine.nth(i)).to_contain_text(say(lang, "Sent"), timeout=RECONNECT_MS)
+    await expect(page.get_by_role("status").first).to_have_text(say(lang, "Connected"))
     await expect(box).to_have_value("A draft, not sent yet")
 
-    await open_conversation(admin, "Ana")
+    await open_conversation(admin, "Ana", lang=lang)
     expected = ["Hello", "First, written offline", "Second, written offline"]
     await expect(admin.page.get_by_role("log").locator(".text")).to_have_text(expected)
     await page.reload()

@@ -22,8 +22,9 @@ except ImportError:  # the conftest skips (or fails under REQUIRE_SERVICES) befo
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)]
 
 
-async def test_api_docs_lists_the_operations_of_the_api(ui: Browser) -> None:
-    tab = await ui.tab()
+@pytest.mark.parametrize("locale", ["en-US", "es-ES"])  # the page itself is English
+async def test_api_docs_lists_the_operations_of_the_api(ui: Browser, locale: str) -> None:
+    tab = await ui.tab(locale=locale)
     page = tab.page
     response = await page.goto("/api-docs")
     assert_strict_csp(response, "/api-docs")
@@ -37,7 +38,7 @@ async def test_api_docs_lists_the_operations_of_the_api(ui: Browser) -> None:
     for path in ("/api/register", "/api/me", "/api/messages", "/api/users/{user}/role"):
         await expect(page.get_by_text(path, exact=True)).to_be_visible()
     await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
-    await tab.shoot("api-docs")
+    await tab.shoot(f"api-docs-{locale}")
     assert_clean(tab)
 
 
