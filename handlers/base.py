@@ -134,8 +134,8 @@ class BaseHandler(tornado.web.RequestHandler):
             code = _TORNADO_CODES.get(status, Code.INVALID)
             if self.speaks_json:
                 return status, AppError(code, self._reason)
-            message = _PAGE_MESSAGES.get(status, "Something went wrong.")
-            return status, AppError(code, self.locale.translate(message))
+            # in English: pages (`HtmlHandler`) translate whatever they show
+            return status, AppError(code, _PAGE_MESSAGES.get(status, "Something went wrong."))
         if isinstance(exc, OUTAGE):
             return 503, unavailable()
         return 503, AppError(Code.UNAVAILABLE, "Something went wrong on our side.")
