@@ -237,12 +237,14 @@ def load_tokens(args: argparse.Namespace) -> tuple[dict[str, str], list[str], li
 class Usage:
     """CPU seconds and RSS of the server processes and of this process."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], db_pids: list[int] | None = None) -> None:
         self.pids = pids
+        self.db_pids = db_pids or []
 
     def snap(self) -> dict[str, float]:
         t = os.times()
         return {
+            "db_cpu": sum(proc_cpu(p) for p in self.db_pids),
             "server_cpu": sum(proc_cpu(p) for p in self.pids),
             "server_sys": sum(proc_stime(p) for p in self.pids),
             "client_cpu": t.user + t.system,
@@ -269,7 +271,7 @@ async def connect_all(clients: list[Any], concurrency: int = 50) -> None:
 async def messages(args: argparse.Namespace) -> int:
     tokens, users, admins = load_tokens(args)
     urls = args.url.split(",")
-    usage = Usage(args.server_pid)
+    usage = Usage(args.server_pid, args.db_pid)
     run = uuid.uuid4().hex[:8]
     client_cls = CLIENTS[args.client]
     open_loop = args.rate > 0
@@ -576,6 +578,16 @@ async def messages(args: argparse.Namespace) -> int:
             (after["server_cpu"] - before["server_cpu"]) * 1000 / max(acked, 1), 3
         ),
         "server_cpu_pct": round((after["server_cpu"] - before["server_cpu"]) * 100 / window, 1),
+        # the database server's own CPU (MariaDB's mariadbd), when its pid was given
+        "db_cpu_ms_per_msg": round((after["db_cpu"] - before["db_cpu"]) * 1000 / max(acked, 1), 3)
+        if args.db_pid
+        else None,
+        "total_cpu_ms_per_msg": round(
+            (after["server_cpu"] - before["server_cpu"] + after["db_cpu"] - before["db_cpu"])
+            * 1000
+            / max(acked, 1),
+            3,
+        ),
         "server_sys_share": round(
             (after["server_sys"] - before["server_sys"])
             / max(after["server_cpu"] - before["server_cpu"], 1e-9),
@@ -716,6 +728,9 @@ def main() -> int:
     )
     parser.add_argument("--text-size", type=int, default=100)
     parser.add_argument("--server-pid", type=int, action="append", default=[])
+    parser.add_argument(
+        "--db-pid", type=int, action="append", default=[], help="the database server's process"
+    )
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw")
     parser.add_argument("--label", default="")
     parser.add_argument("--sockets", type=int, default=2000, help="idle: sockets to open")

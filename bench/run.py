@@ -128,6 +128,21 @@ def load(mode: str, urls: list[str], pids: list[int], tokens: Path, extra: list[
     return json.loads(lines[-1]) if lines else None
 
 
+def database_pids(db: str) -> list[int]:
+    """The database server's processes on this machine (MariaDB's mariadbd), whose CPU is
+    counted per message too; none for SQLite (it runs inside the server)."""
+    if db != "mariadb":
+        return []
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "mariadbd":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue  # gone meanwhile
+    return pids
+
+
 def median(rows: list[dict[str, Any]], path: str) -> float | None:
     values = []
     for r in rows:
@@ -160,6 +175,8 @@ FIGURES = [
     ("delivery p99 ms", "delivery_latency_ms.p99"),
     ("server CPU ms/msg", "server_cpu_ms_per_msg"),
     ("server CPU %", "server_cpu_pct"),
+    ("database CPU ms/msg", "db_cpu_ms_per_msg"),
+    ("server + database CPU ms/msg", "total_cpu_ms_per_msg"),
     ("client CPU ms/msg", "client_cpu_ms_per_msg"),
     ("server RSS MB", "server_rss_mb"),
 ]
@@ -388,6 +405,8 @@ def main() -> int:
                             "--label",
                             target,
                         ]
+                        for pid in database_pids(args.db):
+                            extra += ["--db-pid", str(pid)]
                         r = load("messages", running.urls, running.pids, tokens, extra)
                         running_pids = running.pids
                         running.stop()
