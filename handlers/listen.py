@@ -81,11 +81,6 @@ class BoundedHTTPServer(tornado.httpserver.HTTPServer):
         self._refused = 0
         self._logged_at = 0.0
 
-    @property
-    def open_connections(self) -> int:
-        self._prune(force=True)
-        return len(self._open)
-
     def handle_stream(self, stream: tornado.iostream.IOStream, address: tuple[Any, ...]) -> None:
         if len(self._open) >= self.max_connections:
             self._prune()

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from sqlalchemy import String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, load_only, mapped_column
 
 from models.db import Base
 
@@ -83,7 +83,9 @@ def _storable(name: str) -> bool:
     return True
 
 
-async def user_named(db: AsyncSession, dialect: str, name: str) -> User | None:
+async def user_named(
+    db: AsyncSession, dialect: str, name: str, *, public_only: bool = False
+) -> User | None:
     """The user whose stored name equals `name` up to ASCII case, on every database: the one
     way any name from outside (login, `to`, `with`, the role path, a token) finds a user.
 
@@ -97,7 +99,10 @@ async def user_named(db: AsyncSession, dialect: str, name: str) -> User | None:
         near = func.lower(User.user) == func.lower(name)
     else:  # MariaDB's *_ci collation, SQLite's NOCASE column: the primary key
         near = User.user == name
-    for user in (await db.execute(select(User).where(near))).scalars():
+    query = select(User).where(near)
+    if public_only:  # not the password hash: for what keeps only who the user is
+        query = query.options(load_only(User.user, User.name, User.rol))
+    for user in (await db.execute(query)).scalars():
         if same_name(user.user, name):
             return user
     return None

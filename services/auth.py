@@ -252,9 +252,10 @@ class Auth:
 
     async def identify(self, token: str) -> tuple[Identity, Claims]:
         """`authenticate` for a socket's handshake: the same checks, and the socket keeps for
-        its life only the three public columns (no ORM instance, no password hash)."""
+        its life only the three public columns (the password hash is not even read)."""
         claims = self._unrevoked(token)
-        user = await self.find_user(claims.user)
+        async with self.sessions() as db:
+            user = await user_named(db, self.dialect, claims.user, public_only=True)
         if user is None:
             raise AppError(Code.UNAUTHENTICATED, "The token's user no longer exists.")
         return Identity(user.user, user.name, user.rol), claims

@@ -133,19 +133,6 @@ class SlidingWindow:
     async def clear(self, key: str) -> None:
         self._hits.pop(key, None)
 
-    async def blocked(self, *keys: str) -> bool:
-        """True when any key is at its limit (what `reserve` would refuse)."""
-        now = self.clock()
-        return self.limit > 0 and any(len(self._recent(key, now)) >= self.limit for key in keys)
-
-    async def fail(self, *keys: str) -> None:
-        """Count one attempt against every key, whatever their counts."""
-        now = self.clock()
-        self._sweep(now)
-        held = Reservation(keys, now)
-        for key in keys:
-            self._hits.setdefault(key, deque()).append(held)
-
     def _recent(self, key: str, now: float) -> deque[Reservation]:
         hits = self._hits.get(key, deque())
         while hits and hits[0].stamp <= now - self.window:

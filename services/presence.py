@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from models.user import Identity
+from models.user import Identity, same_name
 
 
 class Connection:
@@ -54,7 +54,7 @@ class Connections:
     def close_user(self, user: str) -> list[str]:
         """The user's sockets to close; its handshakes under way become stale."""
         for handshake in self._handshakes:
-            if handshake.user.lower() == user.lower():
+            if same_name(handshake.user, user):
                 handshake.stale = True
         return self.of_user(user)
 

@@ -258,10 +258,7 @@ class RedisManager(AsyncPubSubManager, DirectEmit):  # type: ignore[misc]
     # -- lifetime ------------------------------------------------------------------------
 
     def _later(self, work: Awaitable[Any]) -> None:
-        async def run() -> None:
-            await work
-
-        task = asyncio.ensure_future(run())
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -20,6 +20,7 @@ import pytest
 from config.settings import Secret
 from models.db import make_engine, migrate
 from tests.conftest import PASSWORD, Stack, StackFactory, free_port
+from tests.integration.test_pages import cookie_attrs
 
 # Nothing here depends on the database: the server on SQLite only.
 on_sqlite = pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)
@@ -137,14 +138,6 @@ async def test_form_origin_behind_a_proxy_trusts_forwarded_headers_from_trusted_
     assert r.status_code == 403 and not sets_token(r)
 
 
-def cookie_header(r: httpx.Response, name: str) -> tuple[str, list[str]]:
-    for header in r.headers.get_list("set-cookie"):
-        if header.startswith(f"{name}="):
-            first, *rest = header.split(";")
-            return first.partition("=")[2], [x.strip().lower() for x in rest]
-    raise AssertionError(f"no {name} cookie in {r.headers.get_list('set-cookie')}")
-
-
 @on_sqlite
 async def test_with_cookie_secure_the_form_token_cookie_is_a_host_cookie(
     make_stack: StackFactory,
@@ -155,7 +148,7 @@ async def test_with_cookie_secure_the_form_token_cookie_is_a_host_cookie(
         page = await http.get("/login")
     names = [h.split("=", 1)[0] for h in page.headers.get_list("set-cookie")]
     assert names == ["__Host-xsrf"], names
-    value, attrs = cookie_header(page, "__Host-xsrf")
+    value, attrs = cookie_attrs(page, "__Host-xsrf")
     assert "secure" in attrs and "path=/" in attrs
     assert not any(a.startswith("domain") for a in attrs)
     field = re.search(r'name="_xsrf" value="([^"]+)"', page.text)

@@ -193,6 +193,23 @@ async def test_connections_past_max_connections_get_503_and_one_log_line_a_secon
     assert (await stack.http.get("/healthz")).status_code == 200  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)
+async def test_a_silent_connection_past_max_connections_is_closed_in_bounded_time(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap the server waits for a request head before answering 503; a client that
+    sends nothing holds that descriptor no longer than the refusal's deadline."""
+    monkeypatch.setattr(handlers.listen, "_REFUSE_SECONDS", 0.5)
+    stack = await make_stack(max_connections=1)
+    held = await asyncio.open_connection("127.0.0.1", stack.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.port)
+    started = time.monotonic()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing written
+    assert time.monotonic() - started < 3
+    for w in (writer, held[1]):
+        w.close()
+
+
 @pytest.mark.slow
 def test_at_the_open_file_limit_the_server_refuses_calmly_and_recovers(tmp_path: Path) -> None:
     """With 300 descriptors, MAX_CONNECTIONS (10,000) cannot fit: the server says so once and
