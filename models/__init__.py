@@ -1,7 +1,27 @@
 """Database models, engine and migrations."""
 
+from models.conversation import (
+    Agent,
+    AssignmentLock,
+    CannedResponse,
+    ConversationEvent,
+    ConversationLabel,
+    ConversationState,
+)
 from models.db import Base
 from models.message import Message, ReadMarker, RevokedToken
 from models.user import User
 
-__all__ = ["Base", "Message", "ReadMarker", "RevokedToken", "User"]
+__all__ = [
+    "Agent",
+    "AssignmentLock",
+    "Base",
+    "CannedResponse",
+    "ConversationEvent",
+    "ConversationLabel",
+    "ConversationState",
+    "Message",
+    "ReadMarker",
+    "RevokedToken",
+    "User",
+]

@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Index, Integer, Select, String, UniqueConstraint, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    Select,
+    String,
+    UniqueConstraint,
+    false,
+    select,
+)
 from sqlalchemy.orm import Mapped, aliased, mapped_column, query_expression, with_expression
 
 from models.db import Base
@@ -28,6 +38,8 @@ class Message(Base):
     text: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     client_msg_id: Mapped[str | None] = mapped_column(ExactString64, nullable=True)
+    # A private note of the team: stored in the conversation, shown to admins only.
+    note: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The sender's display name, read with the message by `with_sender_name` (None when the
     # query did not ask for it, or the sender is gone).
     sender_name: Mapped[str | None] = query_expression()
@@ -35,6 +47,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("sender", "client_msg_id", name="uq_messages_sender_client_msg_id"),
         Index("ix_messages_conversation_id", "conversation", "id"),
+        Index("ix_messages_created_at", "created_at"),  # reports over a period
     )
 
 
@@ -66,6 +79,7 @@ class Posted:
     text: str
     client_msg_id: str | None
     sender_name: str | None = None
+    note: bool = False
     id: int = 0
     created_at: datetime = NOT_YET
 
