@@ -90,6 +90,8 @@ class Settings:
     max_connections: int = 10_000
     metrics_token: Secret | None = field(default=None, repr=False)
     allow_untested_libraries: bool = False
+    auto_assign: str = "off"  # or "round_robin"
+    agent_capacity: int = 0  # open and pending conversations per admin; 0: no cap
 
 
 def load_settings(
@@ -156,6 +158,8 @@ def load_settings(
         max_connections=get("MAX_CONNECTIONS", _int_in(1, 1_000_000), 10_000),
         metrics_token=get("METRICS_TOKEN", _token, None),
         allow_untested_libraries=get("ALLOW_UNTESTED_LIBRARIES", _bool, False),
+        auto_assign=get("AUTO_ASSIGN", _one_of("off", "round_robin"), "off"),
+        agent_capacity=get("AGENT_CAPACITY", _int_in(0, 1_000_000), 0),
     )
 
 
@@ -190,6 +194,15 @@ def sqlite_path(database_url: str) -> Path | None:
         return None
     path = database_url.split(":///", 1)[1].split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"expected {' or '.join(choices)}")
+        return raw
+
+    return parse
 
 
 def _url_parser(*schemes: str) -> Callable[[str], str]:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from handlers.base import ApiHandler
 from services.errors import AppError, Code
-from services.inputs import Credentials, HistoryQuery, Registration, role
-from services.wire import iso, message_to_wire, user_to_wire
+from services.inputs import (
+    ConversationChange,
+    ConversationQuery,
+    Credentials,
+    HistoryQuery,
+    Registration,
+    availability,
+    role,
+)
+from services.wire import admin_to_wire, conversation_to_wire, iso, message_to_wire, user_to_wire
 
 
 class LoginApi(ApiHandler):
@@ -59,22 +67,42 @@ class MessagesApi(ApiHandler):
 class ConversationsApi(ApiHandler):
     async def get(self) -> None:
         me = self.require_admin()
-        conversations = await self.services.chat.conversations(me)
+        arg = self.get_query_argument
+        query = ConversationQuery.parse(
+            arg("status", None),
+            arg("assignee", None, strip=False),
+            arg("label", None, strip=False),
+            arg("limit", None),
+            arg("before", None),
+        )
+        found, cursor = await self.services.team.page(me, query)
         self.send_json(
             {
-                "conversations": [
-                    {
-                        "user": c.user,
-                        "name": c.name,
-                        "rol": c.rol,
-                        "online": c.online,
-                        "unread": c.unread,
-                        "last_message": message_to_wire(c.last_message),
-                    }
-                    for c in conversations
-                ]
+                "conversations": [conversation_to_wire(c) for c in found],
+                "next": None if cursor is None else str(cursor),
             }
         )
+
+
+class ConversationApi(ApiHandler):
+    async def patch(self, name: str) -> None:
+        me = self.require_admin()
+        change = ConversationChange.parse(self.json_body())
+        found = await self.services.team.change(me, name, change)
+        self.send_json({"conversation": conversation_to_wire(found)})
+
+
+class AvailabilityApi(ApiHandler):
+    async def put(self) -> None:
+        me = self.require_admin()
+        available = await self.services.team.set_available(me, availability(self.json_body()))
+        self.send_json({"available": available})
+
+
+class AdminsApi(ApiHandler):
+    async def get(self) -> None:
+        me = self.require_admin()
+        self.send_json({"admins": [admin_to_wire(a) for a in await self.services.team.admins(me)]})
 
 
 class RoleApi(ApiHandler):

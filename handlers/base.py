@@ -109,7 +109,11 @@ class BaseHandler(tornado.web.RequestHandler):
     def allow_header(self, status_code: int) -> None:
         """RFC 9110: a 405 says which methods the resource has (send_error cleared headers)."""
         if status_code == 405:
-            methods = [m for m in ("GET", "POST") if m.lower() in type(self).__dict__]
+            methods = [
+                m
+                for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+                if m.lower() in type(self).__dict__
+            ]
             self.set_header("Allow", ", ".join(methods))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

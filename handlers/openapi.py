@@ -56,6 +56,24 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, **_json(schema)}}
 
 
+STATUS_SCHEMA = {"type": "string", "enum": ["open", "pending", "snoozed", "resolved"]}
+LABEL_SCHEMA = {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}
+LABELS = {"type": "array", "maxItems": 10, "items": LABEL_SCHEMA, "uniqueItems": True}
+CONVERSATION_PROPERTIES: dict[str, Any] = {
+    "user": {"type": "string"},
+    "name": {"type": "string"},
+    "rol": {"type": "string", "enum": ["admin", "user"]},
+    "online": {"type": "boolean"},
+    "unread": {"type": "integer", "minimum": 0},
+    "last_message": _ref("Message"),
+    "status": STATUS_SCHEMA,
+    "assignee": {"type": "string", "nullable": True},
+    "labels": {**LABELS, "description": "In alphabetical order"},
+    "snoozed_until": {"type": "string", "format": "date-time", "nullable": True},
+    "visitor": {"type": "boolean"},
+    "email": {"type": "string", "nullable": True},
+    "verified": {"type": "boolean"},
+}
 SECURED: dict[str, Any] = {"security": [{"bearer": []}, {"cookie": []}]}
 CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST must be application/json
 
@@ -82,25 +100,64 @@ def openapi_document() -> dict[str, Any]:
         },
         "Message": {
             "type": "object",
-            "required": ["id", "from", "to", "text", "created_at", "client_msg_id"],
+            "required": [
+                "id",
+                "from",
+                "from_name",
+                "to",
+                "text",
+                "created_at",
+                "client_msg_id",
+                "note",
+            ],
             "properties": {
                 "id": {"type": "integer", "minimum": 1},
                 "from": {"type": "string"},
+                "from_name": {"type": "string", "description": "The sender's display name"},
                 "to": {"type": "string", "description": 'A user name, or "admins"'},
                 "text": {"type": "string"},
                 "created_at": {"type": "string", "format": "date-time"},
                 "client_msg_id": {"type": "string", "nullable": True, "maxLength": 64},
+                "note": {
+                    "type": "boolean",
+                    "description": "A private note of the team (admins only ever see one)",
+                },
             },
         },
         "Conversation": {
             "type": "object",
-            "required": ["user", "name", "online", "unread", "last_message"],
+            "required": list(CONVERSATION_PROPERTIES),
+            "properties": CONVERSATION_PROPERTIES,
+        },
+        "Admin": {
+            "type": "object",
+            "required": ["user", "name", "online", "available", "open_assigned"],
             "properties": {
                 "user": {"type": "string"},
                 "name": {"type": "string"},
                 "online": {"type": "boolean"},
-                "unread": {"type": "integer", "minimum": 0},
-                "last_message": _ref("Message"),
+                "available": {"type": "boolean"},
+                "open_assigned": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Open and pending conversations assigned to this admin",
+                },
+            },
+        },
+        "ConversationChange": {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {
+                "status": STATUS_SCHEMA,
+                "assignee": {**USER_NAME, "nullable": True, "description": "An admin, or null"},
+                "labels": LABELS,
+                "snoozed_until": {
+                    "type": "string",
+                    "format": "date-time",
+                    "nullable": True,
+                    "description": 'In the future; with status "snoozed" (given alone, it '
+                    "snoozes the conversation)",
+                },
             },
         },
         "Credentials": {
@@ -223,16 +280,119 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/conversations": {
             "get": _op(
-                "Admins: every conversation, newest activity first",
+                "Admins: conversations, newest activity (notes included) first, a page at a time",
                 (
                     200,
                     "Conversations",
                     {
                         "type": "object",
-                        "required": ["conversations"],
+                        "required": ["conversations", "next"],
                         "properties": {
-                            "conversations": {"type": "array", "items": _ref("Conversation")}
+                            "conversations": {"type": "array", "items": _ref("Conversation")},
+                            "next": {
+                                "type": "string",
+                                "nullable": True,
+                                "description": "Give it as `before` for the next page; null "
+                                "on the last page",
+                            },
                         },
+                    },
+                ),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                parameters=[
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "One or more of open, pending, snoozed, resolved, "
+                        "separated by commas (default: every status)",
+                    },
+                    {
+                        "name": "assignee",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "`me`, `none`, or an admin's user name",
+                    },
+                    {"name": "label", "in": "query", "schema": LABEL_SCHEMA},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "default": 50},
+                        "description": "At most 200; a larger value is treated as 200",
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "The `next` of the previous page",
+                    },
+                ],
+                **SECURED,
+            )
+        },
+        "/api/conversations/{user}": {
+            "patch": _op(
+                "Admins: change a conversation's status, assignee, labels or snooze; every "
+                "admin gets the `conversation` event",
+                (
+                    200,
+                    "The changed conversation",
+                    {
+                        "type": "object",
+                        "required": ["conversation"],
+                        "properties": {"conversation": _ref("Conversation")},
+                    },
+                ),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
+                CHANGES,
+                parameters=[
+                    {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                **_body(_ref("ConversationChange")),
+                **SECURED,
+            )
+        },
+        "/api/me/availability": {
+            "put": _op(
+                "Admins: whether auto-assignment gives me new conversations",
+                (
+                    200,
+                    "The availability",
+                    {
+                        "type": "object",
+                        "required": ["available"],
+                        "properties": {"available": {"type": "boolean"}},
+                    },
+                ),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                CHANGES,
+                **_body(
+                    {
+                        "type": "object",
+                        "required": ["available"],
+                        "properties": {"available": {"type": "boolean"}},
+                    }
+                ),
+                **SECURED,
+            )
+        },
+        "/api/admins": {
+            "get": _op(
+                "Admins: the team, with presence, availability and open conversations",
+                (
+                    200,
+                    "The admins",
+                    {
+                        "type": "object",
+                        "required": ["admins"],
+                        "properties": {"admins": {"type": "array", "items": _ref("Admin")}},
                     },
                 ),
                 Code.UNAUTHENTICATED,

@@ -82,6 +82,9 @@ class Posted:
     note: bool = False
     id: int = 0
     created_at: datetime = NOT_YET
+    # Set by the commit when this batch changed its conversation's state (not only its
+    # activity): the sender then announces the conversation (`conversation` event).
+    changed: bool = False
 
 
 # A stored message as its readers see it: a row read back, or what the send path stored.

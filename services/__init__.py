@@ -26,6 +26,7 @@ from services.limits import (
 from services.presence import Connections
 from services.relay import LagSource, RelayGate
 from services.replay import stored_since
+from services.team import Team
 from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Services:
     connections: Connections
     cluster: Cluster
     relay: RelayGate
+    team: Team
 
     @classmethod
     def build(
@@ -98,6 +100,7 @@ class Services:
             registrations=registrations,
             fanout=fanout,
         )
+        team = Team(settings, sessions, dialect=dialect, cluster=cluster, fanout=fanout)
         chat = Chat(
             settings,
             sessions,
@@ -107,15 +110,20 @@ class Services:
             cluster=cluster,
             relay=relay,
             writer=GroupWriter(engine, sessions),
+            team=team,
         )
-        return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster, relay)
+        return cls(
+            settings, engine, sessions, auth, chat, fanout, connections, cluster, relay, team
+        )
 
     async def start(self) -> None:
         await self.auth.revocations.load()
         await self.cluster.start(self.on_control)
         self.relay.start()
+        self.team.start()
 
     async def close(self) -> None:
+        await self.team.close()
         await self.chat.writer.close()
         await self.relay.close()
         await self.cluster.close()

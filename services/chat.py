@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cachetools import TTLCache
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from models.message import ADMINS, Message, Posted, ReadMarker, StoredMessage, with_sender_name
-from models.user import USER, Person, User, same_name, user_named
+from models.user import Person, same_name, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
@@ -24,6 +23,7 @@ from services.inputs import Draft, HistoryQuery, ReadUpTo, Typing
 from services.limits import MessageLimit
 from services.metrics import MESSAGES_STORED
 from services.relay import RelayGate
+from services.team import Team
 from services.wire import SYNC_LIMIT, iso
 from services.writer import GroupWriter
 
@@ -55,16 +55,6 @@ class Placed:
         return await self._chat._stored(self._message, self._committed, from_sid=from_sid)
 
 
-@dataclass(frozen=True)
-class Conversation:
-    user: str
-    name: str
-    rol: str
-    online: bool
-    unread: int
-    last_message: Message
-
-
 class Chat:
     def __init__(
         self,
@@ -77,10 +67,11 @@ class Chat:
         cluster: Cluster,
         relay: RelayGate,
         writer: GroupWriter,
+        team: Team,
     ) -> None:
         self.settings, self.sessions, self.dialect = settings, sessions, dialect
         self.limits, self.fanout, self.cluster, self.relay = limits, fanout, cluster, relay
-        self.writer = writer
+        self.writer, self.team = writer, team
         # any ASCII-case spelling of a user's name -> the stored name, of users found to exist
         self._known: TTLCache[str, str] = TTLCache(KNOWN_USERS, KNOWN_USER_SECONDS)
 
@@ -92,6 +83,8 @@ class Chat:
         commit. `stored()` then waits for the commit and delivers it. Raises `AppError`
         (nothing placed) for a message that may not be sent."""
         conversation, recipient = await self._route(sender, draft.to)
+        if draft.note and not sender.is_admin:
+            raise AppError(Code.FORBIDDEN, "Only admins write private notes.")
         await self.relay.admit()  # while another process's listener lags, wait for it
         if not await self.limits.take(sender.user):
             # A retry of a stored message is answered even when the bucket is empty.
@@ -107,6 +100,7 @@ class Chat:
             text=draft.text,
             client_msg_id=draft.client_msg_id,
             sender_name=sender.name,
+            note=draft.note,
         )
         return Placed(self, message, self.writer.submit(message))
 
@@ -126,6 +120,11 @@ class Chat:
             return earlier
         MESSAGES_STORED.inc()
         await self.fanout.message(message, skip_sid=from_sid)
+        if message.changed:
+            try:
+                await self.team.changed([message.conversation])
+            except Exception as exc:  # stored and delivered: the sweep and the next change tell
+                log.warning("conversation change not announced (%s)", type(exc).__name__)
         return message
 
     async def _route(self, sender: Person, to: str | None) -> tuple[str, str]:
@@ -175,6 +174,8 @@ class Chat:
     async def history(self, me: Person, query: HistoryQuery) -> list[Message]:
         conversation = await self._conversation_of(me, query.with_)
         stmt = with_sender_name(select(Message)).where(Message.conversation == conversation)
+        if not me.is_admin:
+            stmt = stmt.where(Message.note.is_(False))  # the team's private notes
         if query.before is not None:
             stmt = stmt.where(Message.id < query.before)
         async with self.sessions() as db:
@@ -184,7 +185,7 @@ class Chat:
     async def sync(self, me: Person, after: int) -> tuple[list[Message], bool]:
         stmt = with_sender_name(select(Message)).where(Message.id > after)
         if not me.is_admin:
-            stmt = stmt.where(Message.conversation == me.user)
+            stmt = stmt.where(Message.conversation == me.user, Message.note.is_(False))
         async with self.sessions() as db:
             rows = (
                 (await db.execute(stmt.order_by(Message.id).limit(SYNC_LIMIT + 1))).scalars().all()
@@ -208,49 +209,6 @@ class Chat:
                     db.add(ReadMarker(conversation=conversation, reader=reader, up_to=read.up_to))
             except IntegrityError:
                 pass  # already there, at or past up_to (or written by a concurrent call)
-
-    async def conversations(self, me: Person) -> list[Conversation]:
-        if not me.is_admin:
-            raise AppError(Code.FORBIDDEN, "Admins only.")
-        last = (
-            select(Message.conversation, func.max(Message.id).label("last_id"))
-            .group_by(Message.conversation)
-            .subquery()
-        )
-        latest = (
-            with_sender_name(select(Message))
-            .add_columns(User.name, User.rol)
-            .join(last, Message.id == last.c.last_id)
-            .outerjoin(User, User.user == Message.conversation)
-            .order_by(Message.id.desc())
-        )
-        unread = (
-            select(Message.conversation, func.count())
-            .outerjoin(
-                ReadMarker,
-                and_(
-                    ReadMarker.conversation == Message.conversation,
-                    ReadMarker.reader == READER_ADMINS,
-                ),
-            )
-            .where(Message.recipient == ADMINS, Message.id > func.coalesce(ReadMarker.up_to, 0))
-            .group_by(Message.conversation)
-        )
-        async with self.sessions() as db:
-            rows = (await db.execute(latest)).all()
-            counts: dict[str, int] = {c: n for c, n in (await db.execute(unread)).all()}
-        online = await self.cluster.online([m.conversation for m, _, _ in rows])
-        return [
-            Conversation(
-                user=m.conversation,
-                name=name or m.conversation,
-                rol=rol or USER,
-                online=online[m.conversation],
-                unread=counts.get(m.conversation, 0),
-                last_message=m,
-            )
-            for m, name, rol in rows
-        ]
 
     # -- live only ----------------------------------------------------------------------
 

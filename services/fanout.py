@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from models.message import Message, StoredMessage
 from models.user import Person
@@ -14,13 +14,18 @@ from services.cluster import Cluster, Control
 from services.presence import Connections
 from services.wire import (
     EV_ANNOUNCEMENT,
+    EV_CONVERSATION,
     EV_MESSAGE,
     EV_PRESENCE,
     EV_TYPING,
     ROOM_ADMINS,
+    conversation_to_wire,
     message_to_wire,
     user_room,
 )
+
+if TYPE_CHECKING:
+    from services.team import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,13 @@ class NoSockets:
         pass
 
 
+def rooms_of(message: StoredMessage) -> list[str]:
+    """The rooms a stored message goes to: a private note to the team only."""
+    if message.note:
+        return [ROOM_ADMINS]
+    return [ROOM_ADMINS, user_room(message.conversation)]
+
+
 StoredSince = Callable[[datetime], AsyncIterator[list[Message]]]
 
 
@@ -75,9 +87,11 @@ class Fanout:
 
     async def message(self, message: StoredMessage, *, skip_sid: str | None) -> None:
         """user -> admins: room admins and the sender's other sockets;
-        admin -> user: the user's room and room admins; never the sending socket."""
-        rooms = [ROOM_ADMINS, user_room(message.conversation)]
-        await self.server.emit(EV_MESSAGE, message_to_wire(message), to=rooms, skip_sid=skip_sid)
+        admin -> user: the user's room and room admins; a note: room admins only; never the
+        sending socket."""
+        await self.server.emit(
+            EV_MESSAGE, message_to_wire(message), to=rooms_of(message), skip_sid=skip_sid
+        )
 
     async def relay_gap(self, since: float) -> None:
         """This process's broker listener was cut off (Redis restarted, or dropped it) and has
@@ -88,9 +102,11 @@ class Fanout:
         try:
             async for page in self.stored_since(datetime.fromtimestamp(since, UTC)):
                 for message in page:
-                    rooms = [ROOM_ADMINS, user_room(message.conversation)]
                     await self.server.emit(
-                        EV_MESSAGE, message_to_wire(message), to=rooms, ignore_queue=True
+                        EV_MESSAGE,
+                        message_to_wire(message),
+                        to=rooms_of(message),
+                        ignore_queue=True,
                     )
                 delivered += len(page)
         except Exception:
@@ -109,6 +125,10 @@ class Fanout:
 
     async def presence(self, user: str, online: bool) -> None:
         await self.server.emit(EV_PRESENCE, {"user": user, "online": online}, to=ROOM_ADMINS)
+
+    async def conversation(self, conversation: Conversation) -> None:
+        """A conversation's new state, to every admin."""
+        await self.server.emit(EV_CONVERSATION, conversation_to_wire(conversation), to=ROOM_ADMINS)
 
     async def announcement(self, payload: dict[str, str]) -> None:
         await self.server.emit(EV_ANNOUNCEMENT, payload)

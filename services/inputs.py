@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from models.conversation import SNOOZED, STATUSES
 from models.message import ADMINS
 from models.user import ADMIN, USER
 from services.errors import AppError, Code, Label
@@ -98,6 +100,7 @@ class Draft:
     to: str | None
     text: str
     client_msg_id: str | None
+    note: bool = False
 
     @classmethod
     def parse(cls, data: object, *, max_text: int) -> Draft:
@@ -114,8 +117,14 @@ class Draft:
             )
         if cid is not None:
             valid_text(cid, "client_msg_id", max_chars=CLIENT_MSG_ID_MAX)
+        note = body.get("note", False)
+        if not isinstance(note, bool):
+            raise refused("%(field)s must be true or false.", "note")
         return cls(
-            to=to, text=valid_text(body.get("text"), "text", max_chars=max_text), client_msg_id=cid
+            to=to,
+            text=valid_text(body.get("text"), "text", max_chars=max_text),
+            client_msg_id=cid,
+            note=note,
         )
 
 
@@ -229,3 +238,135 @@ def role(data: object) -> str:
     if rol not in (ADMIN, USER):
         raise refused('%(field)s must be "admin" or "user".', "rol")
     return str(rol)
+
+
+# -- team workflow ---------------------------------------------------------------------------
+
+LABEL = re.compile(r"[a-z0-9_\-]{1,32}")
+MAX_LABELS = 10
+CONVERSATIONS_DEFAULT = 50
+CONVERSATIONS_LIMIT = 200
+UNSET: Any = object()  # a key left out of a PATCH (null is a value: "nobody")
+
+
+def moment(value: object, field: str) -> datetime:
+    """An ISO 8601 date and time with its offset (or Z), as an aware UTC datetime."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise refused("%(field)s must be an ISO 8601 date and time with a time zone.", field)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise refused(
+            "%(field)s must be an ISO 8601 date and time with a time zone.", field
+        ) from None
+    if parsed.tzinfo is None:
+        raise refused("%(field)s must be an ISO 8601 date and time with a time zone.", field)
+    return parsed.astimezone(UTC)
+
+
+def labels(value: object) -> tuple[str, ...]:
+    """A set of labels, in alphabetical order."""
+    if not isinstance(value, list) or len(value) > MAX_LABELS:
+        raise refused(
+            "%(field)s must be a list of at most %(max)d labels.", "labels", max=MAX_LABELS
+        )
+    for label in value:
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
+            raise refused(
+                "%(field)s must each be 1-32 characters of a-z, 0-9, '_' or '-'.", "labels"
+            )
+    return tuple(sorted(set(value)))
+
+
+@dataclass(frozen=True)
+class ConversationChange:
+    """A PATCH of a conversation: each field UNSET when left out."""
+
+    status: Any = UNSET
+    assignee: Any = UNSET  # a user name, None (nobody) or UNSET
+    labels: Any = UNSET
+    snoozed_until: Any = UNSET
+
+    @classmethod
+    def parse(cls, data: object) -> ConversationChange:
+        body = as_object(data, "body")
+        if not any(k in body for k in ("status", "assignee", "labels", "snoozed_until")):
+            raise invalid("Give at least one of 'status', 'assignee', 'labels', 'snoozed_until'.")
+        status = body.get("status", UNSET)
+        if status is not UNSET and status not in STATUSES:
+            raise refused(
+                "%(field)s must be one of %(choices)s.", "status", choices=", ".join(STATUSES)
+            )
+        assignee = body.get("assignee", UNSET)
+        if assignee is not UNSET and assignee is not None:
+            assignee = user_name(assignee, "assignee")
+        until = body.get("snoozed_until", UNSET)
+        if until is not UNSET and until is not None:
+            until = moment(until, "snoozed_until")
+        if status not in (UNSET, SNOOZED) and until not in (UNSET, None):
+            raise refused('%(field)s goes with the status "snoozed" only.', "snoozed_until")
+        if status == SNOOZED and until in (UNSET, None):
+            raise refused("%(field)s is required to snooze.", "snoozed_until")
+        return cls(
+            status=SNOOZED if status is UNSET and until not in (UNSET, None) else status,
+            assignee=assignee,
+            labels=labels(body["labels"]) if "labels" in body else UNSET,
+            snoozed_until=until,
+        )
+
+
+@dataclass(frozen=True)
+class ConversationQuery:
+    """The filters and page of `GET /api/conversations`. `assignee`: "me", "none", a user
+    name or None (anyone); `before`: the cursor (the activity id to list below)."""
+
+    statuses: tuple[str, ...]
+    assignee: str | None
+    label: str | None
+    limit: int
+    before: int | None
+
+    @classmethod
+    def parse(
+        cls,
+        status: str | None,
+        assignee: str | None,
+        label: str | None,
+        limit: str | None,
+        before: str | None,
+    ) -> ConversationQuery:
+        statuses: tuple[str, ...] = ()
+        if status:
+            statuses = tuple(dict.fromkeys(status.split(",")))
+            if any(s not in STATUSES for s in statuses):
+                raise refused(
+                    "%(field)s must be one or more of %(choices)s, separated by commas.",
+                    "status",
+                    choices=", ".join(STATUSES),
+                )
+        if assignee is not None and assignee not in ("me", "none"):
+            assignee = user_name(assignee, "assignee")
+        if label is not None and not LABEL.fullmatch(label):
+            raise refused("%(field)s must be 1-32 characters of a-z, 0-9, '_' or '-'.", "label")
+        count = query_id(limit, "limit", cap=CONVERSATIONS_LIMIT)
+        if count is not None and count < 1:
+            raise refused("%(field)s must be at least 1.", "limit")
+        cursor = None
+        if before is not None:
+            if not before.isascii() or not before.isdigit() or len(before) > 19:
+                raise refused("%(field)s must be a cursor given by 'next'.", "before")
+            cursor = int(before)
+        return cls(
+            statuses=statuses,
+            assignee=assignee,
+            label=label,
+            limit=count or CONVERSATIONS_DEFAULT,
+            before=cursor,
+        )
+
+
+def availability(data: object) -> bool:
+    available = as_object(data, "body").get("available")
+    if not isinstance(available, bool):
+        raise refused("%(field)s must be true or false.", "available")
+    return available

@@ -36,3 +36,15 @@ RELAY_HELD = Counter(
     "Messages held because a process's broker listener lagged, by outcome (held, refused)",
     ["outcome"],
 )
+# Support work takes minutes to days: buckets from half a minute to a week.
+WORK_BUCKETS = (30, 60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 86400, 3 * 86400, 7 * 86400)
+FIRST_RESPONSE_SECONDS = Histogram(
+    "supportchat_first_response_seconds",
+    "From a conversation's opening to the team's first reply (not a note)",
+    buckets=WORK_BUCKETS,
+)
+RESOLUTION_SECONDS = Histogram(
+    "supportchat_resolution_seconds",
+    "From a conversation's opening to its resolution",
+    buckets=WORK_BUCKETS,
+)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.message import ADMINS, StoredMessage
 from models.user import User
+
+if TYPE_CHECKING:
+    from services.team import AdminState, Conversation
 
 # Cookie and rooms
 TOKEN_COOKIE = "token"  # noqa: S105 (a cookie name)
@@ -22,6 +25,7 @@ EV_MESSAGE = "mensaje_privado"
 EV_TYPING = "typing"
 EV_PRESENCE = "presence"
 EV_ANNOUNCEMENT = "announcement"
+EV_CONVERSATION = "conversation"
 
 # Handshake refusals, exactly as the old service sent them
 NOT_AUTHENTICATED = "No autenticado"
@@ -52,4 +56,35 @@ def message_to_wire(message: StoredMessage) -> dict[str, Any]:
         "text": message.text,
         "created_at": iso(message.created_at),
         "client_msg_id": message.client_msg_id,
+        "note": bool(message.note),
+    }
+
+
+def conversation_to_wire(c: Conversation) -> dict[str, Any]:
+    """A `Conversation`. `visitor`, `email` and `verified` are those of a registered user
+    (website visitors are not served yet)."""
+    return {
+        "user": c.user,
+        "name": c.name,
+        "rol": c.rol,
+        "online": c.online,
+        "unread": c.unread,
+        "last_message": message_to_wire(c.last_message),
+        "status": c.status,
+        "assignee": c.assignee,
+        "labels": list(c.labels),
+        "snoozed_until": None if c.snoozed_until is None else iso(c.snoozed_until),
+        "visitor": False,
+        "email": None,
+        "verified": False,
+    }
+
+
+def admin_to_wire(a: AdminState) -> dict[str, Any]:
+    return {
+        "user": a.user,
+        "name": a.name,
+        "online": a.online,
+        "available": a.available,
+        "open_assigned": a.open_assigned,
     }

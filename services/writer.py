@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.message import CommitLock, Message, Posted
+from services.activity import record_activity
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ class GroupWriter:
                     "text": m.text,
                     "created_at": now,
                     "client_msg_id": m.client_msg_id,
+                    "note": m.note,
                 }
                 for m in messages
             ]
@@ -175,6 +177,11 @@ class GroupWriter:
             for message, id_ in zip(messages, ids, strict=True):
                 message.id = id_
                 message.created_at = now
+            changed = set(await record_activity(conn, messages, now))
+            for message in reversed(messages):  # the last message of each tells of it
+                if message.conversation in changed:
+                    changed.discard(message.conversation)
+                    message.changed = True
 
 
 async def _close_quietly(conn: AsyncConnection) -> None:

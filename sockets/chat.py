@@ -185,6 +185,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         log.info("socket connected", extra={"user": user.user, "sid": sid})
         if first:
             await self.services.fanout.presence(user.user, True)
+            if user.is_admin:  # conversations may wait for someone online
+                self.services.team.assign_soon()
 
     async def _disconnect_once_connected(self, sid: str) -> None:
         """A Socket.IO disconnect of a socket whose handshake is ending: python-socketio

@@ -362,7 +362,16 @@ async def test_messages_of_a_conversation_include_both_directions(stack: Stack) 
     r = await messages(stack, token)
     assert texts_of(r) == ["question", "answer"]
     first, second = r.json()["messages"]
-    assert set(first) == {"id", "from", "from_name", "to", "text", "created_at", "client_msg_id"}
+    assert set(first) == {
+        "id",
+        "from",
+        "from_name",
+        "to",
+        "text",
+        "created_at",
+        "client_msg_id",
+        "note",
+    }
     assert (first["from"], first["to"], second["from"], second["to"]) == (
         "ana",
         "admins",
@@ -442,6 +451,23 @@ async def test_conversations_are_for_admins_only(stack: Stack) -> None:
     assert_error(r, 403, "forbidden")
 
 
+CONVERSATION_KEYS = {
+    "user",
+    "name",
+    "rol",
+    "online",
+    "unread",
+    "last_message",
+    "status",
+    "assignee",
+    "labels",
+    "snoozed_until",
+    "visitor",
+    "email",
+    "verified",
+}
+
+
 async def test_conversations_list_newest_activity_first_with_unread_and_presence(
     stack: Stack,
 ) -> None:
@@ -458,7 +484,7 @@ async def test_conversations_list_newest_activity_first_with_unread_and_presence
     listed = await conversations(stack, admin_token)
     assert [c["user"] for c in listed] == ["bob", "ana"]
     for c in listed:
-        assert set(c) == {"user", "name", "rol", "online", "unread", "last_message"}
+        assert set(c) == CONVERSATION_KEYS
         assert c["rol"] == "user"
     bob_c, ana_c = listed
     assert (ana_c["name"], ana_c["unread"], ana_c["online"]) == ("Ana A", 2, True)
@@ -655,7 +681,10 @@ ROUTE_ERRORS = {
     ("/api/register", "post"): {400, 409, 415, 429},
     ("/api/me", "get"): {401},
     ("/api/messages", "get"): {400, 401, 403, 404},
-    ("/api/conversations", "get"): {401, 403},
+    ("/api/conversations", "get"): {400, 401, 403},
+    ("/api/conversations/{}", "patch"): {400, 401, 403, 404, 415},
+    ("/api/me/availability", "put"): {400, 401, 403, 415},
+    ("/api/admins", "get"): {401, 403},
     ("/api/users/{}/role", "post"): {400, 401, 403, 404, 409, 415},
 }
 
