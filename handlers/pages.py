@@ -142,7 +142,9 @@ class ChatPage(PageHandler):
             self.redirect("/login")
             return
         self.set_header("Cache-Control", "no-store")
-        self.render("chat.html", me=self.me, max_chars=self.services.settings.msg_max_chars)
+        self.render(
+            "chat.html", me=self.me, max_chars=self.services.settings.msg_max_chars, team=False
+        )
 
 
 class AdminPage(PageHandler):
@@ -153,4 +155,6 @@ class AdminPage(PageHandler):
         if not self.me.is_admin:
             raise tornado.web.HTTPError(403)
         self.set_header("Cache-Control", "no-store")
-        self.render("admin.html", me=self.me, max_chars=self.services.settings.msg_max_chars)
+        self.render(
+            "admin.html", me=self.me, max_chars=self.services.settings.msg_max_chars, team=True
+        )

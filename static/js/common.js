@@ -254,7 +254,8 @@ const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: 
 const dayAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
 const fullTime = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
 
-function timeEl(iso) {
+/** A <time> for an ISO 8601 moment: the time of day today, else the date and time. */
+export function timeEl(iso) {
   const node = el("time");
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return node;
@@ -373,6 +374,7 @@ export class Thread {
     const li = el("li", mine ? "msg mine" : "msg theirs");
     li.dataset.id = String(message.id);
     const meta = el("div", "meta");
+    if (message.note === true) markPrivate(li, meta);
     meta.append(el("span", "sender", mine ? t("you") : this.nameOf(message)), timeEl(message.created_at));
     if (mine) meta.append(el("span", "state", t("sent")));
     li.append(meta, el("p", "text", message.text));
@@ -416,6 +418,7 @@ export class Thread {
     if (this.pending.has(entry.id) || this.stored.has(entry.id)) return;
     const li = el("li", "msg mine pending");
     const meta = el("div", "meta");
+    if (entry.note === true) markPrivate(li, meta);
     meta.append(el("span", "sender", t("you")), el("span", "state", ""));
     li.append(meta, el("p", "text", entry.text));
     this.pending.set(entry.id, { li });
@@ -438,10 +441,17 @@ export class Thread {
     const pending = this.pending.get(clientId);
     if (!pending) return;
     const stick = this.nearBottom();
-    pending.li.className = "msg mine failed";
+    pending.li.classList.remove("pending", "waiting");
+    pending.li.classList.add("failed");
     pending.li.querySelector(".state").textContent = `${t("failed")}: ${reason}`;
     if (stick) this.scrollToBottom();
   }
+}
+
+/** A private note of the team (admins only): its own colours and a visible label. */
+function markPrivate(li, meta) {
+  li.classList.add("private");
+  meta.append(el("span", "private-label", t("privateNote")));
 }
 
 // ---- the outbox ----------------------------------------------------------------------------
@@ -453,7 +463,8 @@ const RETRY_MAX_MS = 10000;
 /**
  * Every message typed, from the moment it is sent until the server has answered for it for
  * good, kept in this user's storage (so a reload or a closed tab loses nothing). Each entry is
- * `{id, to?, text}`; `id` is its client_msg_id, given once, so that however many times it goes
+ * `{id, to?, text, note?}` (`note: true`: an admin's private note, sent as such on every
+ * attempt); `id` is its client_msg_id, given once, so that however many times it goes
  * out (after a reload, a reconnect, an ack that never came) the server stores and delivers it
  * once. Entries go out one at a time, oldest first, whenever the socket is connected: a
  * `rate_limited` or `unavailable` answer, or none, sends the same entry again later; a
@@ -508,9 +519,11 @@ export class Outbox {
     return this.socket.connected ? "sending" : "waiting";
   }
 
-  /** Keep a new message (`to` undefined: to the team); `kick()` sends it. */
-  add(to, text) {
-    const entry = to === undefined ? { id: newClientId(), text } : { id: newClientId(), to, text };
+  /** Keep a new message (`to` undefined: to the team; `note`: a private note); `kick()` sends it. */
+  add(to, text, { note = false } = {}) {
+    const entry = { id: newClientId(), text };
+    if (to !== undefined) entry.to = to;
+    if (note) entry.note = true;
     this.save([...this.entries(), entry]);
     return entry;
   }
@@ -540,6 +553,7 @@ export class Outbox {
     this.onState(entry, "sending");
     const payload = { text: entry.text, client_msg_id: entry.id };
     if (entry.to !== undefined) payload.to = entry.to;
+    if (entry.note === true) payload.note = true;
     this.socket.timeout(ACK_TIMEOUT_MS).emit("mensaje_privado", payload, (err, ack) => {
       this.answered(entry, attempt, err ? null : ack);
     });
@@ -617,7 +631,8 @@ export function bindCounter(box, counter) {
 
 /**
  * Wire the message form: Enter sends, Shift+Enter is a new line; `typing` is emitted at most every
- * 2 s while typing. `target()` gives {to} for typing/sending, or null when there is nowhere to send.
+ * 2 s while typing. `target()` gives {to, note?} for typing/sending, or null when there is nowhere to
+ * send; nobody is told of the typing of a private note (`note: true`).
  * `draft()` names where the box's text is kept until it is sent (null: not kept). A blank or too
  * long message is refused with a message, and stays in the box.
  */
@@ -627,7 +642,7 @@ export function bindComposer(socket, { form, textarea, errorEl, counter, target,
 
   const typing = (on) => {
     const where = target();
-    if (!where || !socket.connected) return;
+    if (!where || (on && where.note) || !socket.connected) return; // "stopped" tells nothing
     socket.emit("typing", where.to === undefined ? { typing: on } : { to: where.to, typing: on });
   };
 
@@ -649,7 +664,8 @@ export function bindComposer(socket, { form, textarea, errorEl, counter, target,
   };
 
   textarea.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    // defaultPrevented: taken by another handler first (the canned responses' picker).
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.defaultPrevented) {
       event.preventDefault();
       form.requestSubmit();
     }

@@ -100,6 +100,32 @@ def test_each_message_the_pages_show_is_a_translated_sentence(english: str) -> N
     assert sorted(PLACEHOLDER.findall(translated)) == sorted(PLACEHOLDER.findall(english))
 
 
+# What a template translates: `_("...")` (templates/strings.html carries the pages' scripts' texts).
+TEMPLATE_TEXT = re.compile(r'\b_\("((?:[^"\\]|\\.)*)"\)')
+
+
+def template_texts() -> list[str]:
+    found = {
+        text
+        for path in (ROOT / "templates").glob("*.html")
+        for text in TEMPLATE_TEXT.findall(path.read_text(encoding="utf-8"))
+    }
+    return sorted(found)
+
+
+def test_template_texts_are_found() -> None:
+    texts = template_texts()
+    assert "Log out" in texts  # logout.html
+    assert "Private note" in texts  # the inbox's composer and strings.html
+
+
+@pytest.mark.parametrize("english", template_texts())
+def test_each_text_of_the_templates_has_spanish(english: str) -> None:
+    translated = spanish(english)
+    assert translated != english or english in SAME_IN_BOTH, f"no Spanish for {english!r}"
+    assert re.findall(r"\{\w+\}", translated) == re.findall(r"\{\w+\}", english), translated
+
+
 def test_field_labels_are_capitalized() -> None:
     assert all(label[:1].isupper() for label in LABELS.values())
 
