@@ -397,13 +397,14 @@ async function loadAdmins() {
 }
 
 let adminsTimer = 0;
-/** Someone was assigned who is not in the list of admins yet (a new admin). */
+/** Someone was assigned who is not in the list of admins yet (a new admin), or a conversation
+ * opens: the assignee's choices follow the team. */
 function loadAdminsSoon() {
   if (adminsTimer) return;
   adminsTimer = setTimeout(() => {
     adminsTimer = 0;
     loadAdmins();
-  }, 500);
+  }, 100);
 }
 
 let availabilityBusy = false;
@@ -587,6 +588,7 @@ async function openConversation(user) {
   const c = conversations.get(user);
   if (!c) return;
   const previous = openUser;
+  const focused = document.activeElement;
   if (previous !== user) {
     composer.stopTyping();
     noteCheck.checked = false; // a note is chosen for one conversation at a time
@@ -597,6 +599,7 @@ async function openConversation(user) {
   main.classList.add("has-open");
   for (const other of [previous, user]) if (other && conversations.has(other)) renderEntry(conversations.get(other));
   roleResult.textContent = "";
+  loadAdminsSoon();
   composer.loadDraft();
   picker.close();
   typing.clear();
@@ -608,7 +611,8 @@ async function openConversation(user) {
   c.unread = 0;
   renderEntry(c);
   markRead();
-  textarea.focus();
+  // To the message box, unless the keyboard went somewhere else (the controls) meanwhile.
+  if (document.activeElement === focused || document.activeElement === document.body) textarea.focus();
 }
 
 /** Mark the open conversation read when someone is looking at it. */

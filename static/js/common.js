@@ -640,10 +640,12 @@ export function bindComposer(socket, { form, textarea, errorEl, counter, target,
   let lastTyping = 0;
   const updateCount = bindCounter(textarea, counter);
 
+  /** Whether it was sent: "stopped" only goes after a "typing" that went. */
   const typing = (on) => {
     const where = target();
-    if (!where || (on && where.note) || !socket.connected) return; // "stopped" tells nothing
+    if (!where || (on && where.note) || !socket.connected) return false;
     socket.emit("typing", where.to === undefined ? { typing: on } : { to: where.to, typing: on });
+    return true;
   };
 
   const stopTyping = () => {
@@ -676,9 +678,8 @@ export function bindComposer(socket, { form, textarea, errorEl, counter, target,
     keepDraft();
     if (textarea.value === "") {
       stopTyping();
-    } else if (Date.now() - lastTyping >= TYPING_EVERY_MS) {
+    } else if (Date.now() - lastTyping >= TYPING_EVERY_MS && typing(true)) {
       lastTyping = Date.now();
-      typing(true);
     }
   });
 
