@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from models.conversation import ConversationEvent
-from tests.conftest import Stack, StackFactory, service_url
+from tests.conftest import PASSWORD, Stack, StackFactory, service_url
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -263,7 +263,8 @@ async def test_a_private_note_reaches_admins_only_by_every_path(stack: Stack) ->
     ana2 = await stack.connect(ana_token)
     hello = await ana.call("mensaje_privado", {"text": "hello"})
     ack = await boss.call(
-        "mensaje_privado", {"to": "ana", "text": "VIP, be nice", "note": True, "client_msg_id": "n1"}
+        "mensaje_privado",
+        {"to": "ana", "text": "VIP, be nice", "note": True, "client_msg_id": "n1"},
     )
     assert ack["ok"] and ack["message"]["note"] is True and ack["message"]["to"] == "ana"
     note_id = ack["message"]["id"]
@@ -365,3 +366,130 @@ async def test_a_snooze_wakes_once_whatever_the_number_of_processes(
         assert changes[2]["status"] == "open" and changes[2]["snoozed_until"] is None
     await asyncio.sleep(0.3)
     assert [len(w.got("conversation")) for w in watchers] == [3, 3, 3]
+
+
+# -- auto-assignment ------------------------------------------------------------------------
+
+
+async def test_auto_assignment_prefers_the_least_loaded_and_takes_turns(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(auto_assign="round_robin")
+    tokens = {a: await stack.register(a, a.title(), admin=True) for a in ("amy", "ben", "cat")}
+    await stack.connect(tokens["amy"])
+    await stack.connect(tokens["ben"])  # cat stays offline: never chosen
+    r = await api(stack, "PUT", "/api/me/availability", tokens["ben"], {"available": False})
+    assert r.status_code == 200
+    for i in range(3):
+        user = await stack.connect(await stack.register(f"user{i}"))
+        await user.call("mensaje_privado", {"text": "help"})
+    await wait_for_load(stack, tokens["amy"], {"amy": 3, "ben": 0, "cat": 0})
+    await api(stack, "PUT", "/api/me/availability", tokens["ben"], {"available": True})
+    for i in range(3, 7):
+        user = await stack.connect(await stack.register(f"user{i}"))
+        await user.call("mensaje_privado", {"text": "help"})
+        await asyncio.sleep(0.1)
+    # ben had none: he gets the next three, then they take turns
+    await wait_for_load(stack, tokens["amy"], {"amy": 4, "ben": 3, "cat": 0})
+
+
+async def wait_for_load(
+    stack: Stack, token: str, want: dict[str, int], timeout: float = 10
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await api(stack, "GET", "/api/admins", token)
+        load = {a["user"]: a["open_assigned"] for a in r.json()["admins"]}
+        if load == want:
+            return
+        assert asyncio.get_running_loop().time() < deadline, load
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.redis
+async def test_auto_assignment_across_three_workers_never_passes_capacity_nor_assigns_twice(
+    make_stack: StackFactory,
+) -> None:
+    """200 conversations started at once through 3 workers, 4 admins with capacity 20
+    connecting and disconnecting meanwhile."""
+    from models.user import Identity
+    from services.inputs import Draft
+
+    redis_url = service_url("redis")
+    workers = [
+        await make_stack(redis_url=redis_url, auto_assign="round_robin", agent_capacity=20)
+        for _ in range(3)
+    ]
+    first = workers[0]
+    admins = ["adm0", "adm1", "adm2", "adm3"]
+    tokens = {a: await first.register(a, a.upper(), admin=True) for a in admins}
+    watcher = await workers[1].connect(await first.register("watch", "Watch", admin=True))
+    r = await api(
+        first, "PUT", "/api/me/availability", await first.login("watch"), {"available": False}
+    )
+    assert r.status_code == 200
+    sockets = {"adm0": await workers[0].connect(tokens["adm0"])}
+    for i in range(200):
+        await first.services.auth.add_user(f"cust{i:03d}", f"Customer {i}", PASSWORD, admin=False)
+
+    async def send(i: int) -> int:
+        worker = workers[i % 3]
+        me = Identity(f"cust{i:03d}", f"Customer {i}", "user")
+        placed = await worker.services.chat.place(me, Draft(None, f"help {i}", f"c{i}"))
+        return (await placed.stored()).id
+
+    async def churn() -> None:
+        for step in range(12):
+            name = admins[step % 4]
+            client = sockets.pop(name, None)
+            if client is not None and step % 3 == 0:
+                await client.sio.disconnect()
+            elif client is None:
+                sockets[name] = await workers[step % 3].connect(tokens[name])
+            else:
+                sockets[name] = client
+            await asyncio.sleep(0.02)
+
+    ids, _ = await asyncio.gather(asyncio.gather(*(send(i) for i in range(200))), churn())
+    for name in admins:  # everyone online in the end
+        if name not in sockets:
+            sockets[name] = await workers[0].connect(tokens[name])
+    await asyncio.gather(*(w.services.team.assign_waiting() for w in workers))
+    await wait_for_load(first, tokens["adm0"], {**{a: 20 for a in admins}, "watch": 0})
+
+    opened = dict(zip((f"cust{i:03d}" for i in range(200)), ids, strict=True))
+    by_arrival = sorted(opened, key=opened.__getitem__)
+    conversations = await all_conversations(first, tokens["adm0"])
+    assigned = {c["user"]: c["assignee"] for c in conversations if c["assignee"]}
+    assert len(conversations) == 200
+    assert all(c["status"] == "open" for c in conversations)
+    assert set(assigned) == set(by_arrival[:80]), "the waiting ones are the latest arrivals"
+    await asyncio.sleep(0.5)
+    seen: dict[str, set[str]] = {}
+    for event in watcher.got("conversation"):
+        if event["assignee"]:
+            seen.setdefault(event["user"], set()).add(event["assignee"])
+    assert all(len(who) == 1 for who in seen.values()), "assigned twice"
+    assert {u: next(iter(who)) for u, who in seen.items()} == assigned
+
+    # capacity frees: the oldest waiting conversations go, in order, to whoever has room
+    mine = sorted((u for u, a in assigned.items() if a == "adm1"), key=opened.__getitem__)
+    for user in mine[:5]:
+        r = await patch(workers[2], tokens["adm1"], user, {"status": "resolved"})
+        assert r.status_code == 200
+    await wait_for_load(first, tokens["adm0"], {**{a: 20 for a in admins}, "watch": 0})
+    conversations = await all_conversations(first, tokens["adm0"])
+    now_assigned = {c["user"] for c in conversations if c["assignee"] and c["status"] == "open"}
+    assert now_assigned - set(assigned) == set(by_arrival[80:85])
+
+
+async def all_conversations(stack: Stack, token: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"limit": "200"} if cursor is None else {"limit": "200", "before": cursor}
+        page = await listed(stack, token, **params)
+        found += page["conversations"]
+        cursor = page["next"]
+        if cursor is None:
+            return found
