@@ -35,6 +35,8 @@ def make_app(
         (r"/api/messages", api.MessagesApi, s),
         (r"/api/conversations", api.ConversationsApi, s),
         (r"/api/users/([^/]+)/role", api.RoleApi, s),
+        (r"/api/canned-responses", api.CannedResponsesApi, s),
+        (r"/api/canned-responses/([0-9]+)", api.CannedResponseApi, s),
         (r"/api/.*", api.UnknownApi, s),
         (r"/healthz", ops.HealthHandler, s),
         (r"/metrics", ops.MetricsHandler, s),

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import Settings
 from models.db import ping
 from services.auth import Auth, Revocations, Tokens
+from services.canned import CannedResponses
 from services.chat import Chat
 from services.cluster import Cluster, Control, LocalCluster, RedisCluster
 from services.fanout import Emitter, Fanout, NoSockets
@@ -42,6 +43,7 @@ class Services:
     connections: Connections
     cluster: Cluster
     relay: RelayGate
+    canned: CannedResponses
 
     @classmethod
     def build(
@@ -108,7 +110,10 @@ class Services:
             relay=relay,
             writer=GroupWriter(engine, sessions),
         )
-        return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster, relay)
+        canned = CannedResponses(sessions)
+        return cls(
+            settings, engine, sessions, auth, chat, fanout, connections, cluster, relay, canned
+        )
 
     async def start(self) -> None:
         await self.auth.revocations.load()
