@@ -36,7 +36,7 @@ from services.redis import connect_redis  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
-TABLES = ("messages", "read_markers", "revoked_tokens", "usuarios")
+TABLES = ("messages", "read_markers", "revoked_tokens", "usuarios", "canned_responses")
 
 tornado.locale.load_translations(str(ROOT / "locale"))
 
