@@ -231,7 +231,7 @@ def path_id(raw: str) -> int:
     is refused by Python)."""
     digits = raw.lstrip("0") or "0"
     if not digits.isascii() or not digits.isdigit():
-        raise invalid("The id must be a whole number.")
+        raise refused("%(field)s must be a whole number of at least 0.", "id")
     return int(digits) if len(digits) <= 19 else MAX_ID + 1
 
 
