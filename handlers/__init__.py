@@ -38,6 +38,8 @@ def make_app(
         (r"/api/me/availability", api.AvailabilityApi, s),
         (r"/api/admins", api.AdminsApi, s),
         (r"/api/users/([^/]+)/role", api.RoleApi, s),
+        (r"/api/canned-responses", api.CannedResponsesApi, s),
+        (r"/api/canned-responses/([0-9]+)", api.CannedResponseApi, s),
         (r"/api/.*", api.UnknownApi, s),
         (r"/healthz", ops.HealthHandler, s),
         (r"/metrics", ops.MetricsHandler, s),

@@ -9,11 +9,24 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from services.canned import CANNED_MAX
 from services.errors import STATUS, Code
-from services.inputs import USERNAME
+from services.inputs import SHORTCUT, USERNAME
 
 TEXT_CHAR = "[^\\u0000-\\u001F\\u007F]"  # any character but a control character
 USER_NAME = {"type": "string", "pattern": f"^{USERNAME.pattern}$"}
+SHORTCUT_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{SHORTCUT.pattern}$",
+    "description": "1-32 of a-z 0-9 _ - (upper case is refused, not folded); unique",
+}
+CANNED_TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 4000,
+    "description": "Text as for a message: at most MSG_MAX_CHARS (default 4,000) characters. "
+    "`{{name}}` stands for the user's display name when the inbox inserts it.",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -75,7 +88,7 @@ CONVERSATION_PROPERTIES: dict[str, Any] = {
     "verified": {"type": "boolean"},
 }
 SECURED: dict[str, Any] = {"security": [{"bearer": []}, {"cookie": []}]}
-CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST must be application/json
+CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST and PATCH must be application/json
 
 
 @cache
@@ -189,6 +202,37 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         },
+        "CannedResponse": {
+            "type": "object",
+            "required": ["id", "shortcut", "text"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "shortcut": SHORTCUT_SCHEMA,
+                "text": {"type": "string"},
+            },
+        },
+        "CannedResponseDraft": {
+            "type": "object",
+            "required": ["shortcut", "text"],
+            "properties": {"shortcut": SHORTCUT_SCHEMA, "text": CANNED_TEXT},
+        },
+        "CannedResponseChange": {
+            "type": "object",
+            "description": "Either field or both; what is left out stays as it is",
+            "anyOf": [{"required": ["shortcut"]}, {"required": ["text"]}],
+            "properties": {"shortcut": SHORTCUT_SCHEMA, "text": CANNED_TEXT},
+        },
+    }
+    one_canned = {
+        "type": "object",
+        "required": ["canned_response"],
+        "properties": {"canned_response": _ref("CannedResponse")},
+    }
+    canned_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
     }
     paths = {
         "/api/login": {
@@ -427,6 +471,64 @@ def openapi_document() -> dict[str, Any]:
                 **SECURED,
             )
         },
+        "/api/canned-responses": {
+            "get": _op(
+                "Admins: the team's canned responses, by shortcut",
+                (
+                    200,
+                    "Canned responses",
+                    {
+                        "type": "object",
+                        "required": ["canned_responses"],
+                        "properties": {
+                            "canned_responses": {
+                                "type": "array",
+                                "items": _ref("CannedResponse"),
+                                "maxItems": CANNED_MAX,
+                            }
+                        },
+                    },
+                ),
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                **SECURED,
+            ),
+            "post": _op(
+                f"Admins: add a canned response (the team keeps at most {CANNED_MAX:,})",
+                (201, "Created", one_canned),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.EXISTS,
+                CHANGES,
+                **_body(_ref("CannedResponseDraft")),
+                **SECURED,
+            ),
+        },
+        "/api/canned-responses/{id}": {
+            "patch": _op(
+                "Admins: change a canned response's shortcut, text or both",
+                (200, "The changed canned response", one_canned),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
+                Code.EXISTS,
+                CHANGES,
+                parameters=[canned_id],
+                **_body(_ref("CannedResponseChange")),
+                **SECURED,
+            ),
+            "delete": _op(
+                "Admins: delete a canned response (no body needed)",
+                (204, "Deleted", None),
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
+                parameters=[canned_id],
+                **SECURED,
+            ),
+        },
     }
     return {
         "openapi": "3.0.3",
@@ -435,7 +537,8 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "JSON API of the support chat. Every error is `{error, message}`. "
             "Requests that change state must be `Content-Type: application/json` (their CSRF "
-            "protection). Strings must be valid Unicode (no lone surrogates) without U+0000.",
+            "protection); a DELETE needs no body. Strings must be valid Unicode (no lone "
+            "surrogates) without U+0000.",
         },
         "paths": paths,
         "components": {

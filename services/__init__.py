@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import Settings
 from models.db import ping
 from services.auth import Auth, Revocations, Tokens
+from services.canned import CannedResponses
 from services.chat import Chat
 from services.cluster import Cluster, Control, LocalCluster, RedisCluster
 from services.fanout import Emitter, Fanout, NoSockets
@@ -44,6 +45,7 @@ class Services:
     cluster: Cluster
     relay: RelayGate
     team: Team
+    canned: CannedResponses
 
     @classmethod
     def build(
@@ -112,8 +114,19 @@ class Services:
             writer=GroupWriter(engine, sessions),
             team=team,
         )
+        canned = CannedResponses(sessions)
         return cls(
-            settings, engine, sessions, auth, chat, fanout, connections, cluster, relay, team
+            settings,
+            engine,
+            sessions,
+            auth,
+            chat,
+            fanout,
+            connections,
+            cluster,
+            relay,
+            team,
+            canned,
         )
 
     async def start(self) -> None:

@@ -21,6 +21,7 @@ from services.errors import AppError, Code, Label
 from services.wire import HISTORY_DEFAULT, HISTORY_LIMIT
 
 USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")  # always fullmatch: `$` allows a final "\n"
+SHORTCUT = re.compile(r"[a-z0-9_\-]{1,32}")  # always fullmatch
 MAX_ID = 2**63 - 1
 CLIENT_MSG_ID_MAX = 64
 PASSWORD_MAX = 128
@@ -231,6 +232,44 @@ class Registration:
             )
         valid_text(password, "password", max_chars=PASSWORD_MAX)
         return cls(username=user_name(body.get("username")), name=name, password=password)
+
+
+def path_id(raw: str) -> int:
+    """A record's id from a URL path (digits only, as its route matched). A number past any
+    id is kept as one past the largest, which names nothing (`int()` of thousands of digits
+    is refused by Python)."""
+    digits = raw.lstrip("0") or "0"
+    if not digits.isascii() or not digits.isdigit():
+        raise refused("%(field)s must be a whole number of at least 0.", "id")
+    return int(digits) if len(digits) <= 19 else MAX_ID + 1
+
+
+def shortcut(value: object) -> str:
+    """A canned response's shortcut, compared exactly: lower case is the rule, not folded."""
+    if not isinstance(value, str) or not SHORTCUT.fullmatch(value):
+        raise refused("%(field)s must be 1-32 of a-z, 0-9, '_' or '-'.", "shortcut")
+    return value
+
+
+@dataclass(frozen=True)
+class CannedDraft:
+    """A canned response to create (both fields), or a change to one (`partial`: either field
+    or both; None is left as it is). Other keys are ignored."""
+
+    shortcut: str | None
+    text: str | None
+
+    @classmethod
+    def parse(cls, data: object, *, max_text: int, partial: bool = False) -> CannedDraft:
+        body = as_object(data, "body")
+        if partial and "shortcut" not in body and "text" not in body:
+            raise invalid("Give 'shortcut', 'text' or both.")
+        given_shortcut = not partial or "shortcut" in body
+        given_text = not partial or "text" in body
+        return cls(
+            shortcut=shortcut(body.get("shortcut")) if given_shortcut else None,
+            text=valid_text(body.get("text"), "text", max_chars=max_text) if given_text else None,
+        )
 
 
 def role(data: object) -> str:
