@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from handlers.base import ApiHandler
 from services.errors import AppError, Code
-from services.inputs import Credentials, HistoryQuery, Registration, role
+from services.inputs import Credentials, HistoryQuery, Registration, ReportPeriod, role
 from services.wire import iso, message_to_wire, user_to_wire
 
 
@@ -83,6 +85,18 @@ class RoleApi(ApiHandler):
         rol = role(self.json_body())
         user = await self.services.auth.set_role(name, rol)
         self.send_json({"user": user_to_wire(user)})
+
+
+class ReportsApi(ApiHandler):
+    async def get(self) -> None:
+        self.require_admin()
+        period = ReportPeriod.parse(
+            self.get_query_argument("from", None),
+            self.get_query_argument("to", None),
+            now=datetime.now(UTC),
+        )
+        report = await self.services.reports.report(period)
+        self.send_json(report.to_wire())
 
 
 class UnknownApi(ApiHandler):

@@ -26,6 +26,7 @@ from services.limits import (
 from services.presence import Connections
 from services.relay import LagSource, RelayGate
 from services.replay import stored_since
+from services.reports import Reports
 from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Services:
     connections: Connections
     cluster: Cluster
     relay: RelayGate
+    reports: Reports
 
     @classmethod
     def build(
@@ -108,7 +110,18 @@ class Services:
             relay=relay,
             writer=GroupWriter(engine, sessions),
         )
-        return cls(settings, engine, sessions, auth, chat, fanout, connections, cluster, relay)
+        return cls(
+            settings,
+            engine,
+            sessions,
+            auth,
+            chat,
+            fanout,
+            connections,
+            cluster,
+            relay,
+            reports=Reports(sessions),
+        )
 
     async def start(self) -> None:
         await self.auth.revocations.load()
