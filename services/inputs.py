@@ -234,7 +234,7 @@ class ReportPeriod:
         else:
             start_at = moment(start, "from")
         if start_at >= end_at:
-            raise invalid("'from' must be before 'to'.")
+            raise refused("%(field)s must be before 'to'.", "from")
         if end_at - start_at > timedelta(days=REPORT_MAX_DAYS):
             raise invalid("A report covers at most %(max)d days.", max=REPORT_MAX_DAYS)
         return cls(start=start_at, end=end_at)
