@@ -327,6 +327,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string"},
                         "description": f"Start, included. {_MOMENT}. Default: 7 days before `to`",
+                        "example": "2026-12-01",
                     },
                     {
                         "name": "to",
@@ -334,6 +335,7 @@ def openapi_document() -> dict[str, Any]:
                         "schema": {"type": "string"},
                         "description": f"End, left out. {_MOMENT}. Default: now. After `from`, "
                         f"and at most {REPORT_MAX_DAYS} days after it",
+                        "example": "2026-12-08",
                     },
                 ],
                 **SECURED,
