@@ -210,8 +210,10 @@ class Reports:
                 .offset(position)
             )
             values = [float(v) for v in (await db.scalars(query)).all() if v is not None]
-            low = values[0]
-            high = values[1] if rest else low
+            if not values:  # rows gone between the two statements (a database kept by hand)
+                found[percent] = None
+                continue
+            low, high = values[0], values[-1]
             found[percent] = _seconds(low + (high - low) * rest / 100)
         return Spread(found[MEDIAN], found[P90])
 
