@@ -1,4 +1,4 @@
-"""Pages and form posts: login, register, logout, the user's chat and the admins' inbox."""
+"""Pages and form posts: login, register, logout, the user's chat, the admins' inbox and reports."""
 
 from __future__ import annotations
 
