@@ -28,16 +28,16 @@ from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Table, text  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from config.settings import Secret, Settings, parse_database_url  # noqa: E402
-from models.conversation import ConversationLabel, ConversationState  # noqa: E402
-from models.db import make_engine, make_sessions, migrate  # noqa: E402
-from models.message import Message  # noqa: E402
-from models.user import Identity, User  # noqa: E402
-from services import Services  # noqa: E402
-from services.inputs import ConversationQuery  # noqa: E402
+from config.settings import Secret, Settings, parse_database_url
+from models.conversation import ConversationLabel, ConversationState
+from models.db import make_engine, make_sessions, migrate
+from models.message import Message
+from models.user import Identity, User
+from services import Services
+from services.inputs import ConversationQuery
 
 SERVERS = {
     "mariadb": "mysql://root@127.0.0.1:3306/test",
@@ -179,7 +179,7 @@ async def run(kind: str, sizes: list[int], repeats: int) -> None:
         try:
             engine = make_engine(url)
             await migrate(engine)
-            await fill(engine, size, random.Random(size))
+            await fill(engine, size, random.Random(size))  # noqa: S311 (made-up data)
             settings = replace(Settings(database_url=url), jwt_secret=Secret("x" * 40))
             services = Services.build(settings, engine, make_sessions(engine))
             results = await measure(services, size, repeats)

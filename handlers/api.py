@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from handlers.base import ApiHandler
 from services.errors import AppError, Code
 from services.inputs import (
@@ -11,6 +13,7 @@ from services.inputs import (
     Credentials,
     HistoryQuery,
     Registration,
+    ReportPeriod,
     availability,
     path_id,
     role,
@@ -149,6 +152,18 @@ class CannedResponseApi(ApiHandler):
         await self.services.canned.delete(me, path_id(canned_id))
         self.set_status(204)
         self.finish()
+
+
+class ReportsApi(ApiHandler):
+    async def get(self) -> None:
+        self.require_admin()
+        period = ReportPeriod.parse(
+            self.get_query_argument("from", None),
+            self.get_query_argument("to", None),
+            now=datetime.now(UTC),
+        )
+        report = await self.services.reports.report(period)
+        self.send_json(report.to_wire())
 
 
 class UnknownApi(ApiHandler):

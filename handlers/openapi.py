@@ -11,7 +11,7 @@ from typing import Any
 
 from services.canned import CANNED_MAX
 from services.errors import STATUS, Code
-from services.inputs import SHORTCUT, USERNAME
+from services.inputs import REPORT_MAX_DAYS, SHORTCUT, USERNAME
 
 TEXT_CHAR = "[^\\u0000-\\u001F\\u007F]"  # any character but a control character
 USER_NAME = {"type": "string", "pattern": f"^{USERNAME.pattern}$"}
@@ -87,6 +87,14 @@ CONVERSATION_PROPERTIES: dict[str, Any] = {
     "email": {"type": "string", "nullable": True},
     "verified": {"type": "boolean"},
 }
+_COUNT = {"type": "integer", "minimum": 0}
+_SECONDS = {"type": "number", "nullable": True}
+_MOMENT = (
+    "ISO 8601: a date and time with its offset or `Z` (2026-12-01T09:30:00Z, "
+    "2026-12-01T10:30:00+01:00, the `+` encoded as `%2B` or not), or a date alone, meaning its "
+    "midnight UTC (2026-12-01)"
+)
+
 SECURED: dict[str, Any] = {"security": [{"bearer": []}, {"cookie": []}]}
 CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST and PATCH must be application/json
 
@@ -172,6 +180,72 @@ def openapi_document() -> dict[str, Any]:
                     "snoozes the conversation)",
                 },
             },
+        },
+        "Report": {
+            "type": "object",
+            "required": [
+                "from",
+                "to",
+                "conversations_opened",
+                "conversations_resolved",
+                "messages_received",
+                "replies_sent",
+                "first_response_seconds",
+                "resolution_seconds",
+                "by_admin",
+                "by_day",
+            ],
+            "properties": {
+                "from": {"type": "string", "format": "date-time"},
+                "to": {"type": "string", "format": "date-time"},
+                "conversations_opened": _COUNT,
+                "conversations_resolved": _COUNT,
+                "messages_received": _COUNT,
+                "replies_sent": _COUNT,
+                "first_response_seconds": _ref("Durations"),
+                "resolution_seconds": _ref("Durations"),
+                "by_admin": {
+                    "type": "array",
+                    "description": "Every admin with replies, resolutions or first responses in "
+                    "the period, by name",
+                    "items": {
+                        "type": "object",
+                        "required": ["admin", "replies", "resolved", "first_response_seconds"],
+                        "properties": {
+                            "admin": {"type": "string"},
+                            "replies": _COUNT,
+                            "resolved": _COUNT,
+                            "first_response_seconds": {
+                                "type": "object",
+                                "required": ["median"],
+                                "properties": {"median": _SECONDS},
+                            },
+                        },
+                    },
+                },
+                "by_day": {
+                    "type": "array",
+                    "description": "One entry per UTC date the period touches, oldest first, "
+                    "zeros included",
+                    "items": {
+                        "type": "object",
+                        "required": ["date", "received", "replied", "resolved"],
+                        "properties": {
+                            "date": {"type": "string", "format": "date"},
+                            "received": _COUNT,
+                            "replied": _COUNT,
+                            "resolved": _COUNT,
+                        },
+                    },
+                },
+            },
+        },
+        "Durations": {
+            "type": "object",
+            "description": "Median and 90th percentile in seconds (interpolated between the two "
+            "nearest values, rounded to the millisecond); null when nothing was measured",
+            "required": ["median", "p90"],
+            "properties": {"median": _SECONDS, "p90": _SECONDS},
         },
         "Credentials": {
             "type": "object",
@@ -441,6 +515,33 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 Code.UNAUTHENTICATED,
                 Code.FORBIDDEN,
+                **SECURED,
+            )
+        },
+        "/api/reports": {
+            "get": _op(
+                "Admins: the team's figures over the period [from, to)",
+                (200, "The report", _ref("Report")),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                parameters=[
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": f"Start, included. {_MOMENT}. Default: 7 days before `to`",
+                        "example": "2026-12-01",
+                    },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": f"End, left out. {_MOMENT}. Default: now. After `from`, "
+                        f"and at most {REPORT_MAX_DAYS} days after it",
+                        "example": "2026-12-08",
+                    },
+                ],
                 **SECURED,
             )
         },

@@ -27,6 +27,7 @@ from services.limits import (
 from services.presence import Connections
 from services.relay import LagSource, RelayGate
 from services.replay import stored_since
+from services.reports import Reports
 from services.team import Team
 from services.writer import GroupWriter
 
@@ -46,6 +47,7 @@ class Services:
     relay: RelayGate
     team: Team
     canned: CannedResponses
+    reports: Reports
 
     @classmethod
     def build(
@@ -127,6 +129,7 @@ class Services:
             relay,
             team,
             canned,
+            Reports(sessions),
         )
 
     async def start(self) -> None:
