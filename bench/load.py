@@ -202,18 +202,29 @@ async def setup(args: argparse.Namespace) -> int:
     tokens: dict[str, str] = {}
     gate = asyncio.Semaphore(4)  # argon2 runs on the server's 2 cores
 
+    async def post(session: aiohttp.ClientSession, path: str, body: dict[str, str]) -> Any:
+        """POST, again after a pause while the server says it is busy (503: its password
+        hashing is saturated, as on a loaded 2-core machine)."""
+        for attempt in range(10):
+            async with session.post(f"{base}{path}", json=body) as r:
+                if r.status != 503:
+                    return r.status, await r.json()
+            await asyncio.sleep(0.5 * (attempt + 1))
+        raise RuntimeError(f"{path} {body['username']}: still 503 after 10 attempts")
+
     async def one(session: aiohttp.ClientSession, name: str, register: bool) -> None:
         async with gate:
             if register:
                 body = {"username": name, "name": f"Bench {name}", "password": PASSWORD}
-                async with session.post(f"{base}/api/register", json=body) as r:
-                    if r.status not in (201, 409):
-                        raise RuntimeError(f"register {name}: {r.status} {await r.text()}")
-            body = {"username": name, "password": PASSWORD}
-            async with session.post(f"{base}/api/login", json=body) as r:
-                if r.status != 200:
-                    raise RuntimeError(f"login {name}: {r.status} {await r.text()}")
-                tokens[name] = (await r.json())["token"]
+                status, answer = await post(session, "/api/register", body)
+                if status not in (201, 409):
+                    raise RuntimeError(f"register {name}: {status} {answer}")
+            status, answer = await post(
+                session, "/api/login", {"username": name, "password": PASSWORD}
+            )
+            if status != 200:
+                raise RuntimeError(f"login {name}: {status} {answer}")
+            tokens[name] = answer["token"]
 
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(

@@ -230,6 +230,12 @@ def summary(results: list[dict[str, Any]], db: str, workers: int) -> str:
     return "\n".join(out)
 
 
+def checkout_of(target: str) -> str:
+    """`server@NAME` for a target of another checkout, else `server` (the baseline too)."""
+    name = target.partition(":")[0]
+    return name if name.startswith("server@") else "server"
+
+
 def create_mariadb(name: str) -> None:
     import pymysql  # type: ignore[import-untyped]
 
@@ -315,34 +321,46 @@ def main() -> int:
         REGISTRATIONS_PER_HOUR="0",  # `load.py setup` registers every user from one address
         PYTHONUNBUFFERED="1",
     )
-    if args.db == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
-    else:
-        create_mariadb(dbname)
-        env["DATABASE_URL"] = f"mysql://root@127.0.0.1/{dbname}"
     env["REDIS_PREFIX"] = f"bench{secrets.token_hex(4)}"  # used by targets with >1 process
     if args.workers > 1:
         env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
-    tokens = tmp / "tokens.json"
     sizes = ["--users", str(args.users), "--admins", str(args.admins)]
     results: list[dict[str, Any]] = []
     running: Servers | None = None
+    # Each checkout gets a database of its own (their schemas may be of different releases),
+    # with the same users and admins; the baseline shares the server's.
+    checkouts = sorted({checkout_of(t) for t in args.targets.split(",")} | {"server"})
+    prepared: dict[str, tuple[dict[str, str], Path]] = {}
+    created: list[str] = []
     log(f"workdir {tmp}, database {args.db}, {args.workers} process(es)")
     try:
-        for i in range(args.admins):
-            subprocess.run(  # noqa: S603 - our own interpreter and script
-                [PY, "server.py", "adduser", f"bchadm{i}", "--name", f"Admin {i}", "--admin"],
-                cwd=ROOT,
-                env=env,
-                input=ADMIN_PASSWORD + "\n",
-                text=True,
-                check=True,
-                stderr=subprocess.DEVNULL,
-            )
-        running = Servers("server", env, args.port, args.workers, tmp)
-        load("setup", running.urls, running.pids, tokens, sizes)
-        running.stop()
-        running = None
+        for key in checkouts:
+            env_k = dict(env)
+            if args.db == "sqlite":
+                env_k["DATABASE_URL"] = f"sqlite:///{tmp}/bench-{key}.db"
+            else:
+                name_k = f"{dbname}_{len(created)}"
+                create_mariadb(name_k)
+                created.append(name_k)
+                env_k["DATABASE_URL"] = f"mysql://root@127.0.0.1/{name_k}"
+            cwd = ROOT if key == "server" else dirs[key.partition("@")[2]]
+            for i in range(args.admins):
+                subprocess.run(  # noqa: S603 - our own interpreter and script
+                    [PY, "server.py", "adduser", f"bchadm{i}", "--name", f"Admin {i}", "--admin"],
+                    cwd=cwd,
+                    env=env_k,
+                    input=ADMIN_PASSWORD + "\n",
+                    text=True,
+                    check=True,
+                    stderr=subprocess.DEVNULL,
+                )
+            tokens_k = tmp / f"tokens-{key}.json"
+            running = Servers(key, env_k, args.port, args.workers, tmp, dirs)
+            load("setup", running.urls, running.pids, tokens_k, sizes)
+            running.stop()
+            running = None
+            prepared[key] = (env_k, tokens_k)
+        env, tokens = prepared["server"]
 
         targets = args.targets.split(",")
         profiled = not args.profile
@@ -354,7 +372,8 @@ def main() -> int:
                     name = f"W={value}" if window else f"R={value} msg/s"
                     for target in order:
                         log(f"round {rnd + 1}/{args.rounds}, {name}: {target}")
-                        running = Servers(target, env, args.port, args.workers, tmp, dirs)
+                        env_t, tokens_t = prepared[checkout_of(target)]
+                        running = Servers(target, env_t, args.port, args.workers, tmp, dirs)
                         spy = None
                         if (
                             target.partition(":")[0].partition("@")[0] == "server"
@@ -407,7 +426,7 @@ def main() -> int:
                         ]
                         for pid in database_pids(args.db):
                             extra += ["--db-pid", str(pid)]
-                        r = load("messages", running.urls, running.pids, tokens, extra)
+                        r = load("messages", running.urls, running.pids, tokens_t, extra)
                         running_pids = running.pids
                         running.stop()
                         running = None
@@ -447,9 +466,9 @@ def main() -> int:
     finally:
         if running is not None:
             running.stop()
-        if args.db == "mariadb":
+        for name_k in created:
             with contextlib.suppress(Exception):
-                drop_mariadb(dbname)
+                drop_mariadb(name_k)
         shutil.rmtree(tmp, ignore_errors=True)
 
     if results:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from handlers.base import ApiHandler
 from services.errors import AppError, Code
 from services.inputs import (
+    CannedDraft,
     ConversationChange,
     ConversationQuery,
     Credentials,
     HistoryQuery,
     Registration,
+    ReportPeriod,
     availability,
+    path_id,
     role,
 )
-from services.wire import admin_to_wire, conversation_to_wire, iso, message_to_wire, user_to_wire
+from services.wire import (
+    admin_to_wire,
+    canned_to_wire,
+    conversation_to_wire,
+    iso,
+    message_to_wire,
+    user_to_wire,
+)
 
 
 class LoginApi(ApiHandler):
@@ -111,6 +123,47 @@ class RoleApi(ApiHandler):
         rol = role(self.json_body())
         user = await self.services.auth.set_role(name, rol)
         self.send_json({"user": user_to_wire(user)})
+
+
+class CannedResponsesApi(ApiHandler):
+    async def get(self) -> None:
+        me = self.require_admin()
+        canned = await self.services.canned.responses(me)
+        self.send_json({"canned_responses": [canned_to_wire(c) for c in canned]})
+
+    async def post(self) -> None:
+        me = self.require_admin()
+        draft = CannedDraft.parse(self.json_body(), max_text=self.services.settings.msg_max_chars)
+        canned = await self.services.canned.create(me, draft)
+        self.send_json({"canned_response": canned_to_wire(canned)}, 201)
+
+
+class CannedResponseApi(ApiHandler):
+    async def patch(self, canned_id: str) -> None:
+        me = self.require_admin()
+        change = CannedDraft.parse(
+            self.json_body(), max_text=self.services.settings.msg_max_chars, partial=True
+        )
+        canned = await self.services.canned.update(me, path_id(canned_id), change)
+        self.send_json({"canned_response": canned_to_wire(canned)})
+
+    async def delete(self, canned_id: str) -> None:
+        me = self.require_admin()
+        await self.services.canned.delete(me, path_id(canned_id))
+        self.set_status(204)
+        self.finish()
+
+
+class ReportsApi(ApiHandler):
+    async def get(self) -> None:
+        self.require_admin()
+        period = ReportPeriod.parse(
+            self.get_query_argument("from", None),
+            self.get_query_argument("to", None),
+            now=datetime.now(UTC),
+        )
+        report = await self.services.reports.report(period)
+        self.send_json(report.to_wire())
 
 
 class UnknownApi(ApiHandler):

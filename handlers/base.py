@@ -48,6 +48,7 @@ _TORNADO_CODES = {
     429: Code.RATE_LIMITED,
 }
 _PAGE_MESSAGES = {403: "Forbidden", 404: "Not found"}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # that a handler of ours may have
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -109,11 +110,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def allow_header(self, status_code: int) -> None:
         """RFC 9110: a 405 says which methods the resource has (send_error cleared headers)."""
         if status_code == 405:
-            methods = [
-                m
-                for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
-                if m.lower() in type(self).__dict__
-            ]
+            methods = [m for m in METHODS if m.lower() in type(self).__dict__]
             self.set_header("Allow", ", ".join(methods))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -170,7 +167,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
 class ApiHandler(BaseHandler):
     """JSON in and out. State changes must be `application/json`, which a cross-site form
-    cannot send: with the SameSite=Lax cookie, that is the API's CSRF protection."""
+    cannot send: with the SameSite=Lax cookie, that is the API's CSRF protection. A DELETE
+    needs no body, hence no type: no form sends that method, and a cross-site script must
+    first pass a CORS preflight that this server never grants."""
 
     speaks_json = True
 
@@ -183,7 +182,8 @@ class ApiHandler(BaseHandler):
             if method not in type(self).__dict__:
                 raise tornado.web.HTTPError(405)  # before the body is judged
             media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if media != "application/json":
+            bodiless_delete = method == "delete" and not self.request.body
+            if media != "application/json" and not bodiless_delete:
                 raise AppError(Code.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json.")
         await self.load_user()
 

@@ -9,11 +9,24 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from services.canned import CANNED_MAX
 from services.errors import STATUS, Code
-from services.inputs import USERNAME
+from services.inputs import REPORT_MAX_DAYS, SHORTCUT, USERNAME
 
 TEXT_CHAR = "[^\\u0000-\\u001F\\u007F]"  # any character but a control character
 USER_NAME = {"type": "string", "pattern": f"^{USERNAME.pattern}$"}
+SHORTCUT_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{SHORTCUT.pattern}$",
+    "description": "1-32 of a-z 0-9 _ - (upper case is refused, not folded); unique",
+}
+CANNED_TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 4000,
+    "description": "Text as for a message: at most MSG_MAX_CHARS (default 4,000) characters. "
+    "`{{name}}` stands for the user's display name when the inbox inserts it.",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -74,8 +87,16 @@ CONVERSATION_PROPERTIES: dict[str, Any] = {
     "email": {"type": "string", "nullable": True},
     "verified": {"type": "boolean"},
 }
+_COUNT = {"type": "integer", "minimum": 0}
+_SECONDS = {"type": "number", "nullable": True}
+_MOMENT = (
+    "ISO 8601: a date and time with its offset or `Z` (2026-12-01T09:30:00Z, "
+    "2026-12-01T10:30:00+01:00, the `+` encoded as `%2B` or not), or a date alone, meaning its "
+    "midnight UTC (2026-12-01)"
+)
+
 SECURED: dict[str, Any] = {"security": [{"bearer": []}, {"cookie": []}]}
-CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST must be application/json
+CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST and PATCH must be application/json
 
 
 @cache
@@ -160,6 +181,72 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         },
+        "Report": {
+            "type": "object",
+            "required": [
+                "from",
+                "to",
+                "conversations_opened",
+                "conversations_resolved",
+                "messages_received",
+                "replies_sent",
+                "first_response_seconds",
+                "resolution_seconds",
+                "by_admin",
+                "by_day",
+            ],
+            "properties": {
+                "from": {"type": "string", "format": "date-time"},
+                "to": {"type": "string", "format": "date-time"},
+                "conversations_opened": _COUNT,
+                "conversations_resolved": _COUNT,
+                "messages_received": _COUNT,
+                "replies_sent": _COUNT,
+                "first_response_seconds": _ref("Durations"),
+                "resolution_seconds": _ref("Durations"),
+                "by_admin": {
+                    "type": "array",
+                    "description": "Every admin with replies, resolutions or first responses in "
+                    "the period, by name",
+                    "items": {
+                        "type": "object",
+                        "required": ["admin", "replies", "resolved", "first_response_seconds"],
+                        "properties": {
+                            "admin": {"type": "string"},
+                            "replies": _COUNT,
+                            "resolved": _COUNT,
+                            "first_response_seconds": {
+                                "type": "object",
+                                "required": ["median"],
+                                "properties": {"median": _SECONDS},
+                            },
+                        },
+                    },
+                },
+                "by_day": {
+                    "type": "array",
+                    "description": "One entry per UTC date the period touches, oldest first, "
+                    "zeros included",
+                    "items": {
+                        "type": "object",
+                        "required": ["date", "received", "replied", "resolved"],
+                        "properties": {
+                            "date": {"type": "string", "format": "date"},
+                            "received": _COUNT,
+                            "replied": _COUNT,
+                            "resolved": _COUNT,
+                        },
+                    },
+                },
+            },
+        },
+        "Durations": {
+            "type": "object",
+            "description": "Median and 90th percentile in seconds (interpolated between the two "
+            "nearest values, rounded to the millisecond); null when nothing was measured",
+            "required": ["median", "p90"],
+            "properties": {"median": _SECONDS, "p90": _SECONDS},
+        },
         "Credentials": {
             "type": "object",
             "required": ["username", "password"],
@@ -189,6 +276,37 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         },
+        "CannedResponse": {
+            "type": "object",
+            "required": ["id", "shortcut", "text"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "shortcut": SHORTCUT_SCHEMA,
+                "text": {"type": "string"},
+            },
+        },
+        "CannedResponseDraft": {
+            "type": "object",
+            "required": ["shortcut", "text"],
+            "properties": {"shortcut": SHORTCUT_SCHEMA, "text": CANNED_TEXT},
+        },
+        "CannedResponseChange": {
+            "type": "object",
+            "description": "Either field or both; what is left out stays as it is",
+            "anyOf": [{"required": ["shortcut"]}, {"required": ["text"]}],
+            "properties": {"shortcut": SHORTCUT_SCHEMA, "text": CANNED_TEXT},
+        },
+    }
+    one_canned = {
+        "type": "object",
+        "required": ["canned_response"],
+        "properties": {"canned_response": _ref("CannedResponse")},
+    }
+    canned_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
     }
     paths = {
         "/api/login": {
@@ -400,6 +518,33 @@ def openapi_document() -> dict[str, Any]:
                 **SECURED,
             )
         },
+        "/api/reports": {
+            "get": _op(
+                "Admins: the team's figures over the period [from, to)",
+                (200, "The report", _ref("Report")),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                parameters=[
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": f"Start, included. {_MOMENT}. Default: 7 days before `to`",
+                        "example": "2026-12-01",
+                    },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": f"End, left out. {_MOMENT}. Default: now. After `from`, "
+                        f"and at most {REPORT_MAX_DAYS} days after it",
+                        "example": "2026-12-08",
+                    },
+                ],
+                **SECURED,
+            )
+        },
         "/api/users/{user}/role": {
             "post": _op(
                 "Admins: change a user's role; its live sockets reconnect with the new role",
@@ -427,6 +572,64 @@ def openapi_document() -> dict[str, Any]:
                 **SECURED,
             )
         },
+        "/api/canned-responses": {
+            "get": _op(
+                "Admins: the team's canned responses, by shortcut",
+                (
+                    200,
+                    "Canned responses",
+                    {
+                        "type": "object",
+                        "required": ["canned_responses"],
+                        "properties": {
+                            "canned_responses": {
+                                "type": "array",
+                                "items": _ref("CannedResponse"),
+                                "maxItems": CANNED_MAX,
+                            }
+                        },
+                    },
+                ),
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                **SECURED,
+            ),
+            "post": _op(
+                f"Admins: add a canned response (the team keeps at most {CANNED_MAX:,})",
+                (201, "Created", one_canned),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.EXISTS,
+                CHANGES,
+                **_body(_ref("CannedResponseDraft")),
+                **SECURED,
+            ),
+        },
+        "/api/canned-responses/{id}": {
+            "patch": _op(
+                "Admins: change a canned response's shortcut, text or both",
+                (200, "The changed canned response", one_canned),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
+                Code.EXISTS,
+                CHANGES,
+                parameters=[canned_id],
+                **_body(_ref("CannedResponseChange")),
+                **SECURED,
+            ),
+            "delete": _op(
+                "Admins: delete a canned response (no body needed)",
+                (204, "Deleted", None),
+                Code.UNAUTHENTICATED,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
+                parameters=[canned_id],
+                **SECURED,
+            ),
+        },
     }
     return {
         "openapi": "3.0.3",
@@ -435,7 +638,8 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "JSON API of the support chat. Every error is `{error, message}`. "
             "Requests that change state must be `Content-Type: application/json` (their CSRF "
-            "protection). Strings must be valid Unicode (no lone surrogates) without U+0000.",
+            "protection); a DELETE needs no body. Strings must be valid Unicode (no lone "
+            "surrogates) without U+0000.",
         },
         "paths": paths,
         "components": {

@@ -1,4 +1,4 @@
-"""Pages and form posts: login, register, logout, the user's chat and the admins' inbox."""
+"""Pages and form posts: login, register, logout, the user's chat, the admins' inbox and reports."""
 
 from __future__ import annotations
 
@@ -158,3 +158,16 @@ class AdminPage(PageHandler):
         self.render(
             "admin.html", me=self.me, max_chars=self.services.settings.msg_max_chars, team=True
         )
+
+
+class ReportsPage(PageHandler):
+    """The team's report over a period: the figures come from `GET /api/reports`."""
+
+    def get(self) -> None:
+        if self.me is None:
+            self.redirect("/login")
+            return
+        if not self.me.is_admin:
+            raise tornado.web.HTTPError(403)
+        self.set_header("Cache-Control", "no-store")
+        self.render("reports.html", me=self.me)

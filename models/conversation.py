@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Float,
+    Double,
     Index,
     Integer,
     String,
@@ -85,7 +85,7 @@ class ConversationEvent(Base):
     admin: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # first_reply: since the opening; resolved: since the opening (None when it was resolved
     # again after an admin reopened it, which is no opening).
-    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
 
     __table_args__ = (Index("ix_conversation_events_kind_at", "kind", "at"),)
 

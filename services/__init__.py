@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import Settings
 from models.db import ping
 from services.auth import Auth, Revocations, Tokens
+from services.canned import CannedResponses
 from services.chat import Chat
 from services.cluster import Cluster, Control, LocalCluster, RedisCluster
 from services.fanout import Emitter, Fanout, NoSockets
@@ -26,6 +27,7 @@ from services.limits import (
 from services.presence import Connections
 from services.relay import LagSource, RelayGate
 from services.replay import stored_since
+from services.reports import Reports
 from services.team import Team
 from services.writer import GroupWriter
 
@@ -44,6 +46,8 @@ class Services:
     cluster: Cluster
     relay: RelayGate
     team: Team
+    canned: CannedResponses
+    reports: Reports
 
     @classmethod
     def build(
@@ -112,8 +116,20 @@ class Services:
             writer=GroupWriter(engine, sessions),
             team=team,
         )
+        canned = CannedResponses(sessions)
         return cls(
-            settings, engine, sessions, auth, chat, fanout, connections, cluster, relay, team
+            settings,
+            engine,
+            sessions,
+            auth,
+            chat,
+            fanout,
+            connections,
+            cluster,
+            relay,
+            team,
+            canned,
+            Reports(sessions),
         )
 
     async def start(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from models.conversation import SNOOZED, STATUSES
@@ -21,6 +21,7 @@ from services.errors import AppError, Code, Label
 from services.wire import HISTORY_DEFAULT, HISTORY_LIMIT
 
 USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")  # always fullmatch: `$` allows a final "\n"
+SHORTCUT = re.compile(r"[a-z0-9_\-]{1,32}")  # always fullmatch
 MAX_ID = 2**63 - 1
 CLIENT_MSG_ID_MAX = 64
 PASSWORD_MAX = 128
@@ -186,6 +187,68 @@ class HistoryQuery:
         )
 
 
+REPORT_DEFAULT = timedelta(days=7)
+REPORT_MAX_DAYS = 366
+# The moments a report may name: Python's datetimes end at 9999, and no database of ours keeps
+# anything older than this.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# A "+01:00" offset sent unencoded in a query string arrives as " 01:00".
+_SPACED_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d(?::?\d\d)?)$")
+
+
+def moment(raw: str, field: str) -> datetime:
+    """An ISO 8601 date and time with its offset (or `Z`), in UTC; a date alone is its
+    midnight UTC."""
+    text = raw.strip()
+    if len(text) > 64 or not text.isascii():
+        text = ""
+    text = _SPACED_OFFSET.sub(r"\1+\2", text)
+    try:
+        value = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            value = None
+    if value is None or value.tzinfo is None:
+        raise refused(
+            "%(field)s must be an ISO 8601 date (2026-12-01) or date and time with its time zone "
+            "(2026-12-01T09:30:00Z, 2026-12-01T10:30:00+01:00).",
+            field,
+        )
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # past the year 9999 once in UTC
+        value = EARLIEST - timedelta(days=1) if value.year == 1 else None
+    if value is None:
+        raise refused("%(field)s must be before the year 10000.", field)
+    if value < EARLIEST:
+        raise refused("%(field)s must not be before 1970.", field)
+    return value
+
+
+@dataclass(frozen=True)
+class ReportPeriod:
+    """[start, end) of a report: `end` defaults to now, `start` to 7 days before `end`; at most
+    REPORT_MAX_DAYS long."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None, *, now: datetime) -> ReportPeriod:
+        end_at = now.astimezone(UTC) if end is None or end == "" else moment(end, "to")
+        if start is None or start == "":
+            start_at = end_at - REPORT_DEFAULT
+        else:
+            start_at = moment(start, "from")
+        if start_at >= end_at:
+            raise refused("%(field)s must be before 'to'.", "from")
+        if end_at - start_at > timedelta(days=REPORT_MAX_DAYS):
+            raise invalid("A report covers at most %(max)d days.", max=REPORT_MAX_DAYS)
+        return cls(start=start_at, end=end_at)
+
+
 @dataclass(frozen=True)
 class Credentials:
     """A login attempt: only the shape is checked, never the rules for new accounts."""
@@ -233,6 +296,44 @@ class Registration:
         return cls(username=user_name(body.get("username")), name=name, password=password)
 
 
+def path_id(raw: str) -> int:
+    """A record's id from a URL path (digits only, as its route matched). A number past any
+    id is kept as one past the largest, which names nothing (`int()` of thousands of digits
+    is refused by Python)."""
+    digits = raw.lstrip("0") or "0"
+    if not digits.isascii() or not digits.isdigit():
+        raise refused("%(field)s must be a whole number of at least 0.", "id")
+    return int(digits) if len(digits) <= 19 else MAX_ID + 1
+
+
+def shortcut(value: object) -> str:
+    """A canned response's shortcut, compared exactly: lower case is the rule, not folded."""
+    if not isinstance(value, str) or not SHORTCUT.fullmatch(value):
+        raise refused("%(field)s must be 1-32 of a-z, 0-9, '_' or '-'.", "shortcut")
+    return value
+
+
+@dataclass(frozen=True)
+class CannedDraft:
+    """A canned response to create (both fields), or a change to one (`partial`: either field
+    or both; None is left as it is). Other keys are ignored."""
+
+    shortcut: str | None
+    text: str | None
+
+    @classmethod
+    def parse(cls, data: object, *, max_text: int, partial: bool = False) -> CannedDraft:
+        body = as_object(data, "body")
+        if partial and "shortcut" not in body and "text" not in body:
+            raise invalid("Give 'shortcut', 'text' or both.")
+        given_shortcut = not partial or "shortcut" in body
+        given_text = not partial or "text" in body
+        return cls(
+            shortcut=shortcut(body.get("shortcut")) if given_shortcut else None,
+            text=valid_text(body.get("text"), "text", max_chars=max_text) if given_text else None,
+        )
+
+
 def role(data: object) -> str:
     rol = as_object(data, "body").get("rol")
     if rol not in (ADMIN, USER):
@@ -249,19 +350,11 @@ CONVERSATIONS_LIMIT = 200
 UNSET: Any = object()  # a key left out of a PATCH (null is a value: "nobody")
 
 
-def moment(value: object, field: str) -> datetime:
-    """An ISO 8601 date and time with its offset (or Z), as an aware UTC datetime."""
-    if not isinstance(value, str) or len(value) > 64:
-        raise refused("%(field)s must be an ISO 8601 date and time with a time zone.", field)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise refused(
-            "%(field)s must be an ISO 8601 date and time with a time zone.", field
-        ) from None
-    if parsed.tzinfo is None:
-        raise refused("%(field)s must be an ISO 8601 date and time with a time zone.", field)
-    return parsed.astimezone(UTC)
+def json_moment(value: object, field: str) -> datetime:
+    """`moment` of a JSON value, which must be a string."""
+    if not isinstance(value, str):
+        raise refused("%(field)s must be a string.", field)
+    return moment(value, field)
 
 
 def labels(value: object) -> tuple[str, ...]:
@@ -302,7 +395,7 @@ class ConversationChange:
             assignee = user_name(assignee, "assignee")
         until = body.get("snoozed_until", UNSET)
         if until is not UNSET and until is not None:
-            until = moment(until, "snoozed_until")
+            until = json_moment(until, "snoozed_until")
         if status not in (UNSET, SNOOZED) and until not in (UNSET, None):
             raise refused('%(field)s goes with the status "snoozed" only.', "snoozed_until")
         if status == SNOOZED and until in (UNSET, None):

@@ -36,15 +36,39 @@ RELAY_HELD = Counter(
     "Messages held because a process's broker listener lagged, by outcome (held, refused)",
     ["outcome"],
 )
-# Support work takes minutes to days: buckets from half a minute to a week.
-WORK_BUCKETS = (30, 60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 86400, 3 * 86400, 7 * 86400)
+
+# Support work takes seconds to weeks: 30 s, 1, 2, 5, 10, 15, 30 min, 1, 2, 4, 8, 12 h, 1, 2,
+# 3, 7, 14, 30 days. Observed where the conversation events are recorded (the opening's
+# first reply, its resolution), once per event, on the process that records it.
+SUPPORT_BUCKETS = (
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+    43200.0,
+    86400.0,
+    172800.0,
+    259200.0,
+    604800.0,
+    1209600.0,
+    2592000.0,
+)
 FIRST_RESPONSE_SECONDS = Histogram(
     "supportchat_first_response_seconds",
-    "From a conversation's opening to the team's first reply (not a note)",
-    buckets=WORK_BUCKETS,
+    "From a conversation's opening (a user's first message, or one reopening it) to the first "
+    "admin reply after it that is not a note",
+    buckets=SUPPORT_BUCKETS,
 )
 RESOLUTION_SECONDS = Histogram(
     "supportchat_resolution_seconds",
-    "From a conversation's opening to its resolution",
-    buckets=WORK_BUCKETS,
+    "From a conversation's opening to its resolution (resolutions without an opening to "
+    "measure from are not observed)",
+    buckets=SUPPORT_BUCKETS,
 )

@@ -293,17 +293,7 @@ class Team:
     async def set_available(self, me: Person, available: bool) -> bool:
         _admin_only(me)
         async with self.sessions.begin() as db:
-            moved = await db.execute(
-                update(Agent).where(Agent.user == me.user).values(available=available)
-            )
-            if not moved.rowcount:  # type: ignore[attr-defined]
-                try:
-                    async with db.begin_nested():
-                        db.add(Agent(user=me.user, available=available, last_assigned=0))
-                except IntegrityError:  # added meanwhile by an assignment
-                    await db.execute(
-                        update(Agent).where(Agent.user == me.user).values(available=available)
-                    )
+            await _upsert_agent(db, me.user, available=available)
         if available:
             self.assign_soon()
         return available
@@ -458,12 +448,7 @@ class Team:
             )
             if not taken.rowcount:  # type: ignore[attr-defined]
                 return None
-            if pick in turns:
-                await db.execute(
-                    update(Agent).where(Agent.user == pick).values(last_assigned=round_)
-                )
-            else:
-                db.add(Agent(user=pick, available=True, last_assigned=round_))
+            await _upsert_agent(db, pick, last_assigned=round_)
         log.info("conversation assigned", extra={"user": waiting, "assignee": pick})
         return str(waiting)
 
@@ -518,6 +503,19 @@ class Team:
                 await self.assign_waiting()  # a trigger lost with a process that died
             except Exception as exc:
                 log.warning("conversation sweep failed (%s)", type(exc).__name__)
+
+
+async def _upsert_agent(db: AsyncSession, user: str, **values: Any) -> None:
+    """Set an admin's `agents` columns, adding its row if it has none (made meanwhile by
+    another transaction: then updated)."""
+    moved = await db.execute(update(Agent).where(Agent.user == user).values(**values))
+    if moved.rowcount:  # type: ignore[attr-defined]
+        return
+    try:
+        async with db.begin_nested():
+            await db.execute(insert(Agent).values(user=user, **values))
+    except IntegrityError:
+        await db.execute(update(Agent).where(Agent.user == user).values(**values))
 
 
 def _admin_only(me: Person) -> None:

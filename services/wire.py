@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from models.conversation import CannedResponse
 from models.message import ADMINS, StoredMessage
 from models.user import User
 
@@ -45,6 +46,10 @@ def iso(moment: datetime) -> str:
 
 def user_to_wire(user: User) -> dict[str, str]:
     return {"user": user.user, "name": user.name, "rol": user.rol}
+
+
+def canned_to_wire(canned: CannedResponse) -> dict[str, Any]:
+    return {"id": canned.id, "shortcut": canned.shortcut, "text": canned.text}
 
 
 def message_to_wire(message: StoredMessage) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def upgrade() -> None:
             sa.Column("kind", sa.String(16), nullable=False),
             sa.Column("at", UtcDateTime(), nullable=False),
             sa.Column("admin", sa.String(32), nullable=True),
-            sa.Column("seconds", sa.Float, nullable=True),
+            sa.Column("seconds", sa.Double, nullable=True),
             **options,
         )
     if "ix_conversation_events_kind_at" not in _indexes(inspector, "conversation_events"):

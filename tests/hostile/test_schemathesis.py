@@ -60,6 +60,21 @@ def test_every_api_route_answers_as_its_openapi_document_says(tmp_path: Path) ->
                     "/api/logout",
                     "--exclude-path",
                     "/api/messages",
+                    "--exclude-path",
+                    "/api/reports",
+                ),
+                # The reports' period: `from` before `to` and at most 366 days apart, rules
+                # across two parameters that OpenAPI cannot state, so that two well-formed
+                # times may still be refused (400): every check but that one.
+                schemathesis(
+                    st,
+                    url,
+                    login(url, "boss"),
+                    tmp_path,
+                    "--include-path",
+                    "/api/reports",
+                    "--exclude-checks",
+                    "positive_data_acceptance",
                 ),
                 schemathesis(
                     st,

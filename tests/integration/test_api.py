@@ -686,6 +686,10 @@ ROUTE_ERRORS = {
     ("/api/me/availability", "put"): {400, 401, 403, 415},
     ("/api/admins", "get"): {401, 403},
     ("/api/users/{}/role", "post"): {400, 401, 403, 404, 409, 415},
+    ("/api/canned-responses", "get"): {401, 403},
+    ("/api/canned-responses", "post"): {400, 401, 403, 409, 415},
+    ("/api/canned-responses/{}", "patch"): {400, 401, 403, 404, 409, 415},
+    ("/api/canned-responses/{}", "delete"): {401, 403, 404},
 }
 
 

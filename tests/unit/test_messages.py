@@ -100,28 +100,33 @@ def test_each_message_the_pages_show_is_a_translated_sentence(english: str) -> N
     assert sorted(PLACEHOLDER.findall(translated)) == sorted(PLACEHOLDER.findall(english))
 
 
-# What a template translates: `_("...")` (templates/strings.html carries the pages' scripts' texts).
-TEMPLATE_TEXT = re.compile(r'\b_\("((?:[^"\\]|\\.)*)"\)')
+# What a template translates (templates/strings.html carries the pages' scripts' texts):
+# `_("...")`, or `_("...", "...", n)` for a singular or plural form ("Resolved": the status of
+# one conversation, Resuelta; without a count, the reports' column, Resueltas).
+TEMPLATE_TEXT = re.compile(r'\b_\("((?:[^"\\]|\\.)*)"(?:, "((?:[^"\\]|\\.)*)", (\d+))?\)')
 
 
-def template_texts() -> list[str]:
+def template_texts() -> list[tuple[str, str | None, int | None]]:
     found = {
-        text
+        (text, plural or None, int(count) if count else None)
         for path in (ROOT / "templates").glob("*.html")
-        for text in TEMPLATE_TEXT.findall(path.read_text(encoding="utf-8"))
+        for text, plural, count in TEMPLATE_TEXT.findall(path.read_text(encoding="utf-8"))
     }
-    return sorted(found)
+    return sorted(found, key=str)
 
 
 def test_template_texts_are_found() -> None:
     texts = template_texts()
-    assert "Log out" in texts  # logout.html
-    assert "Private note" in texts  # the inbox's composer and strings.html
+    assert ("Log out", None, None) in texts  # logout.html
+    assert ("Private note", None, None) in texts  # the inbox's composer and strings.html
+    assert ("Resolved", "Resolved", 1) in texts  # a status
 
 
-@pytest.mark.parametrize("english", template_texts())
-def test_each_text_of_the_templates_has_spanish(english: str) -> None:
-    translated = spanish(english)
+@pytest.mark.parametrize(("english", "plural", "count"), template_texts())
+def test_each_text_of_the_templates_has_spanish(
+    english: str, plural: str | None, count: int | None
+) -> None:
+    translated = tornado.locale.get("es").translate(english, plural, count)
     assert translated != english or english in SAME_IN_BOTH, f"no Spanish for {english!r}"
     assert re.findall(r"\{\w+\}", translated) == re.findall(r"\{\w+\}", english), translated
 
@@ -133,7 +138,8 @@ def test_field_labels_are_capitalized() -> None:
 def test_locale_files_name_each_english_text_once() -> None:
     for path in (ROOT / "locale").glob("*.csv"):
         with path.open(encoding="utf-8", newline="") as f:
-            keys = [row[0] for row in csv.reader(f) if row]
+            # A text may have a singular and a plural form besides its form without a count.
+            keys = [(row[0], row[2] if len(row) > 2 else "") for row in csv.reader(f) if row]
         assert len(keys) == len(set(keys)), {k for k in keys if keys.count(k) > 1}
 
 

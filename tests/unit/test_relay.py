@@ -118,3 +118,42 @@ async def test_replay_after_a_gap_with_the_database_down_is_logged_not_raised(
     fanout = Fanout(Connections(), LocalCluster(), server=NoSockets(), stored_since=database_down)
     await fanout.relay_gap(0.0)
     assert "not delivered again" in caplog.text
+
+
+async def test_the_replay_after_a_gap_sends_private_notes_to_the_team_only() -> None:
+    from datetime import UTC, datetime
+
+    from models.message import Message
+    from services.fanout import Fanout
+    from services.presence import Connections
+
+    sent: list[tuple[str, Any, Any]] = []
+
+    class Recorder:
+        async def emit(self, event: str, data: Any = None, *, to: Any = None, **_: Any) -> None:
+            sent.append((event, data["id"], to))
+
+        async def disconnect(self, sid: str, namespace: str | None = None) -> None:
+            pass
+
+    def stored(id_: int, note: bool) -> Message:
+        return Message(
+            id=id_,
+            sender="boss",
+            recipient="ana",
+            conversation="ana",
+            text="x",
+            created_at=datetime.now(UTC),
+            client_msg_id=None,
+            note=note,
+        )
+
+    async def two(since: object) -> AsyncIterator[list[Any]]:
+        yield [stored(1, False), stored(2, True)]
+
+    fanout = Fanout(Connections(), LocalCluster(), server=Recorder(), stored_since=two)
+    await fanout.relay_gap(0.0)
+    assert sent == [
+        ("mensaje_privado", 1, ["admins", "user:ana"]),
+        ("mensaje_privado", 2, ["admins"]),
+    ]
