@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.browser.conftest import Browser, Tab
+from tests.browser.conftest import SCREENSHOTS, Browser, Tab
 from tests.browser.helpers import (
     LOCALES,
     admin_tab,
@@ -498,3 +498,102 @@ async def test_auto_assignment_puts_a_new_conversation_in_mine_live(
     await open_conversation(sam, "Ana")
     await expect(sam.page.get_by_label("Assignee", exact=True)).to_have_value("sam")
     assert_clean(sam)
+
+
+# -- canned responses, and the whole round ------------------------------------------------
+
+
+async def add_canned(stack: Stack, token: str, shortcut: str, text: str) -> None:
+    assert stack.http is not None
+    r = await stack.http.post(
+        "/api/canned-responses", json={"shortcut": shortcut, "text": text}, headers=bearer(token)
+    )
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+async def test_a_full_round_auto_assigned_answered_with_a_canned_response_noted_resolved_reopened(
+    ui: Browser, make_stack: StackFactory, lang: str
+) -> None:
+    ui.stack = stack = await make_stack(auto_assign="round_robin")
+    token = await stack.register("ava", "Ava", admin=True)
+    greeting = "Hello {{name}}, thanks for writing. How can I help?"
+    await add_canned(stack, token, "greeting", greeting)
+    await add_canned(stack, token, "refund", "{{name}}, your refund is on its way.")
+    await add_canned(stack, token, "bye", "Goodbye!")
+    ava = await ui.tab(locale=LOCALES[lang])
+    await log_in(ava, "ava", lands_on="/admin", lang=lang)
+    await choose_view(ava, "Mine", lang=lang)
+    ana = await user_tab(ui, "ana", "Ana García", lang=lang)
+
+    # The user writes; auto-assignment gives it to Ava, whose Mine shows it without a reload.
+    await send(ana, "My parcel never arrived.", lang=lang)
+    await expect(entries(ava)).to_have_text(["Ana García"])
+    await open_conversation(ava, "Ana García", lang=lang)
+    await expect(ava.page.get_by_label(say(lang, "Assignee"), exact=True)).to_have_value("ava")
+
+    # "/" offers the canned responses by shortcut; arrows choose, Enter inserts.
+    page = ava.page
+    box = page.get_by_label(say(lang, "Message"), exact=True)
+    picker = page.get_by_role("listbox", name=say(lang, "Canned responses"), exact=True)
+    options = picker.get_by_role("option")
+    await box.press_sequentially("/")
+    await expect(options).to_have_count(3)
+    await expect(options.first).to_contain_text("/bye")  # by shortcut
+    await box.press_sequentially("re")  # "refund" starts so, "greeting" has it inside
+    await expect(options).to_have_count(2)
+    await expect(options.nth(0)).to_contain_text("/refund")
+    await expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+    await expect(options.nth(1)).to_contain_text("Hello Ana García, thanks for writing.")
+    await box.press("ArrowDown")
+    await expect(options.nth(1)).to_have_attribute("aria-selected", "true")
+    chosen = await options.nth(1).get_attribute("id")
+    await expect(box).to_have_attribute("aria-activedescendant", str(chosen))
+    # Tab.shoot would take the focus away, which closes the picker.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / f"inbox-canned-{lang}.png")
+    await box.press("Enter")
+    await expect(picker).to_be_hidden()
+    await expect(box).to_have_value("Hello Ana García, thanks for writing. How can I help?")
+    await expect(box).to_be_focused()
+    await box.press("Enter")  # now it is sent
+    answer = ana.page.get_by_role("log").locator("li.theirs")
+    await expect(answer).to_contain_text("Hello Ana García, thanks for writing. How can I help?")
+
+    # Escape closes it and "/x" stays as typed; Tab inserts too, after other text.
+    await box.press_sequentially("/gr")
+    await expect(options).to_have_count(1)
+    await box.press("Escape")
+    await expect(picker).to_be_hidden()
+    await expect(box).to_have_value("/gr")
+    await box.fill("")
+    await box.press_sequentially("Thanks. /by")
+    await box.press("Tab")
+    await expect(box).to_have_value("Thanks. Goodbye!")
+    await expect(box).to_be_focused()
+    await box.fill("")
+
+    # A private note, then resolved.
+    note = page.get_by_label(say(lang, "Private note"), exact=True)
+    await note.check()
+    await send(ava, "Courier says it was left at the door.", lang=lang)
+    await note.uncheck()
+    await button(ava, "Resolve", lang=lang).click()
+    await expect(state_of(ava)).to_have_text(say(lang, "Resolved"))
+    await expect(entry(ava, "Ana García")).to_contain_text(say(lang, "Resolved"))
+
+    # The user writes again: open again, still Ava's, live.
+    await send(ana, "It is not at my door.", lang=lang)
+    await expect(state_of(ava)).to_have_text(say(lang, "Open"))
+    await expect(entry(ava, "Ana García")).to_contain_text(say(lang, "Open"))
+    await expect(page.get_by_label(say(lang, "Assignee"), exact=True)).to_have_value("ava")
+    await expect(ana.page.get_by_role("log")).not_to_contain_text("Courier says")
+    assert (await conversation(stack, token, "ana"))["assignee"] == "ava"
+
+    # The report counts the round: two openings, one resolution.
+    assert stack.http is not None
+    r = await stack.http.get("/api/reports", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert (report["conversations_opened"], report["conversations_resolved"]) == (2, 1), report
+    assert_clean(ava, ana)
