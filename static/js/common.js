@@ -254,8 +254,7 @@ const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: 
 const dayAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
 const fullTime = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
 
-/** A <time> for an ISO 8601 moment: the time of day today, else the date and time. */
-export function timeEl(iso) {
+function timeEl(iso) {
   const node = el("time");
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return node;
