@@ -113,7 +113,8 @@ class Services:
             fanout=fanout,
             cluster=cluster,
             relay=relay,
-            writer=GroupWriter(engine, sessions),
+            # Several processes share a database only through Redis (rooms, presence).
+            writer=GroupWriter(engine, sessions, shared=redis is not None),
             team=team,
         )
         canned = CannedResponses(sessions)

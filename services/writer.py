@@ -32,8 +32,19 @@ Batch = list[tuple[Posted, asyncio.Future[None]]]
 
 
 class GroupWriter:
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        shared: bool = True,
+    ) -> None:
+        """`shared`: other processes write messages to this database too, so commits take the
+        commit-order lock. Without it this writer is the only one (one process, whose batches
+        commit one after the other), or the database orders commits itself (SQLite's single
+        writer), and a commit is one round trip shorter."""
         self.engine, self.sessions = engine, sessions
+        self.ordered = shared and engine.dialect.name != "sqlite"
         self._queue: Batch = []
         self._writing: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
@@ -151,12 +162,13 @@ class GroupWriter:
 
     async def _insert(self, conn: AsyncConnection, messages: list[Posted]) -> None:
         async with conn.begin():
-            # Taking this row lock first makes writers on every process commit one after the
-            # other in the order they were given ids: id order is commit order.
-            lock = cast(Table, CommitLock.__table__)
-            await conn.execute(
-                update(lock).where(lock.c.id == 1).values(counter=lock.c.counter + 1)
-            )
+            if self.ordered:
+                # Taking this row lock first makes writers on every process commit one after
+                # the other in the order they were given ids: id order is commit order.
+                lock = cast(Table, CommitLock.__table__)
+                await conn.execute(
+                    update(lock).where(lock.c.id == 1).values(counter=lock.c.counter + 1)
+                )
             now = datetime.now(UTC)
             rows = [
                 {

@@ -55,3 +55,31 @@ async def test_sync_never_skips_a_message_that_commits_late(make_stack: StackFac
         stored = list((await db.execute(select(Message.id).order_by(Message.id))).scalars())
     assert len(stored) == len(senders) * MESSAGES_EACH
     assert seen == stored  # every id seen once, in order, none skipped
+
+
+async def test_the_commit_order_lock_is_taken_only_where_several_processes_write(
+    make_stack: StackFactory,
+) -> None:
+    """One process is the only writer of its database (its batches commit one after the other)
+    and skips the lock's round trip; workers sharing a database through Redis take it."""
+    from models.message import CommitLock
+    from tests.conftest import service_url
+
+    alone = await make_stack()
+    ana = await alone.connect(await alone.register("ana", "Ana"))
+    for i in range(3):
+        assert (await ana.call("mensaje_privado", {"text": f"m{i}"}))["ok"]
+
+    async def rounds() -> int:
+        async with alone.services.sessions() as db:
+            return int((await db.execute(select(CommitLock.counter))).scalar_one())
+
+    assert not alone.services.chat.writer.ordered
+    assert await rounds() == 0
+    if alone.services.engine.dialect.name == "sqlite":
+        return  # SQLite orders commits itself: no lock with workers either
+    worker = await make_stack(redis_url=service_url("redis"))
+    assert worker.services.chat.writer.ordered
+    bob = await worker.connect(await worker.register("bob", "Bob"))
+    assert (await bob.call("mensaje_privado", {"text": "shared"}))["ok"]
+    assert await rounds() >= 1
