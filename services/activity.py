@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.conversation import (
@@ -24,12 +24,11 @@ from models.conversation import (
     ConversationEvent,
     ConversationState,
 )
-from models.message import ADMINS, Message, Posted
+from models.message import ADMINS, Posted
 from services.metrics import FIRST_RESPONSE_SECONDS
 
 CONVERSATIONS = cast(Table, ConversationState.__table__)
 EVENTS = cast(Table, ConversationEvent.__table__)
-MESSAGES = cast(Table, Message.__table__)
 
 
 def _from_user(message: Posted) -> bool:
@@ -63,25 +62,17 @@ async def record_activity(
     c = CONVERSATIONS.c
     fast = [*users, *replied, *quiet]
     if fast:
-        # One statement of one shape whatever the batch (expanding IN lists: compiled once),
-        # each conversation's newest message read back by the (conversation, id) index.
-        newest = (
-            select(func.max(MESSAGES.c.id))
-            .where(MESSAGES.c.conversation == c.user)
-            .scalar_subquery()
-        )
+        matches = []
+        if users:  # open, and opened by a user before: a user message changes nothing else
+            matches.append(and_(c.user.in_(users), c.status == OPEN, c.opened_id.is_not(None)))
+        if replied:  # the first reply since the opening is past
+            matches.append(and_(c.user.in_(replied), c.awaiting_reply.is_(False)))
+        if quiet:
+            matches.append(c.user.in_(quiet))
         result = await conn.execute(
             update(CONVERSATIONS)
-            .where(
-                or_(
-                    # open, and opened by a user before: a user message changes nothing else
-                    and_(c.user.in_(users), c.status == OPEN, c.opened_id.is_not(None)),
-                    # the first reply since the opening is past
-                    and_(c.user.in_(replied), c.awaiting_reply.is_(False)),
-                    c.user.in_(quiet),
-                )
-            )
-            .values(last_message_id=newest)
+            .where(or_(*matches))
+            .values(last_message_id=case({u: last[u] for u in fast}, value=c.user))
         )
         if result.rowcount != len(fast):
             rows = await conn.execute(select(c.user, c.last_message_id).where(c.user.in_(fast)))
