@@ -113,8 +113,7 @@ class Services:
             fanout=fanout,
             cluster=cluster,
             relay=relay,
-            # Several processes share a database only through Redis (rooms, presence).
-            writer=GroupWriter(engine, sessions, shared=redis is not None),
+            writer=GroupWriter(engine, sessions),
             team=team,
         )
         canned = CannedResponses(sessions)

@@ -32,19 +32,11 @@ Batch = list[tuple[Posted, asyncio.Future[None]]]
 
 
 class GroupWriter:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        shared: bool = True,
-    ) -> None:
-        """`shared`: other processes write messages to this database too, so commits take the
-        commit-order lock. Without it this writer is the only one (one process, whose batches
-        commit one after the other), or the database orders commits itself (SQLite's single
-        writer), and a commit is one round trip shorter."""
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.engine, self.sessions = engine, sessions
-        self.ordered = shared and engine.dialect.name != "sqlite"
+        # SQLite lets one writer at a time hand out ids and commit: its commits are in id order
+        # without the commit-order lock, one round trip shorter.
+        self.ordered = engine.dialect.name != "sqlite"
         self._queue: Batch = []
         self._writing: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
