@@ -49,35 +49,39 @@ async def record_activity(
     for message in messages:
         by_conversation.setdefault(message.conversation, []).append(message)
     last = {c: ms[-1].id for c, ms in by_conversation.items()}
+    # Where nothing but the activity changes: user messages in an open conversation that a
+    # user opened; replies after the first one since the opening; both; notes alone.
     users: list[str] = []
     replied: list[str] = []
+    both: list[str] = []
     quiet: list[str] = []
     for conversation, batch in by_conversation.items():
         from_user = any(_from_user(m) for m in batch)
         reply = any(_reply(m) for m in batch)
-        if from_user and reply:
-            continue  # order matters: the careful path
-        (users if from_user else replied if reply else quiet).append(conversation)
-    slow = [c for c in by_conversation if c not in users and c not in replied and c not in quiet]
+        group = both if from_user and reply else users if from_user else replied if reply else quiet
+        group.append(conversation)
     c = CONVERSATIONS.c
-    fast = [*users, *replied, *quiet]
-    if fast:
-        matches = []
-        if users:  # open, and opened by a user before: a user message changes nothing else
-            matches.append(and_(c.user.in_(users), c.status == OPEN, c.opened_id.is_not(None)))
-        if replied:  # the first reply since the opening is past
-            matches.append(and_(c.user.in_(replied), c.awaiting_reply.is_(False)))
-        if quiet:
-            matches.append(c.user.in_(quiet))
-        result = await conn.execute(
-            update(CONVERSATIONS)
-            .where(or_(*matches))
-            .values(last_message_id=case({u: last[u] for u in fast}, value=c.user))
+    opened = and_(c.status == OPEN, c.opened_id.is_not(None))
+    answered = c.awaiting_reply.is_(False)
+    matches = []
+    if users:
+        matches.append(and_(c.user.in_(users), opened))
+    if replied:
+        matches.append(and_(c.user.in_(replied), answered))
+    if both:
+        matches.append(and_(c.user.in_(both), opened, answered))
+    if quiet:
+        matches.append(c.user.in_(quiet))
+    result = await conn.execute(
+        update(CONVERSATIONS).where(or_(*matches)).values(last_message_id=case(last, value=c.user))
+    )
+    slow: list[str] = []
+    if result.rowcount != len(by_conversation):
+        rows = await conn.execute(
+            select(c.user, c.last_message_id).where(c.user.in_(list(by_conversation)))
         )
-        if result.rowcount != len(fast):
-            rows = await conn.execute(select(c.user, c.last_message_id).where(c.user.in_(fast)))
-            done = {user for user, last_id in rows.all() if last_id == last[user]}
-            slow.extend(u for u in fast if u not in done)
+        done = {user for user, last_id in rows.all() if last_id == last[user]}
+        slow = [u for u in by_conversation if u not in done]
     changed = []
     for conversation in slow:
         if await _careful(conn, conversation, by_conversation[conversation], now):

@@ -55,3 +55,24 @@ async def test_sync_never_skips_a_message_that_commits_late(make_stack: StackFac
         stored = list((await db.execute(select(Message.id).order_by(Message.id))).scalars())
     assert len(stored) == len(senders) * MESSAGES_EACH
     assert seen == stored  # every id seen once, in order, none skipped
+
+
+async def test_the_commit_order_lock_is_taken_except_on_sqlite(make_stack: StackFactory) -> None:
+    """SQLite has one writer at a time, which hands out ids and commits in order: no lock's
+    round trip. MariaDB and PostgreSQL take it, even with one process: a second process on the
+    same database, supported or not, must not commit out of order."""
+    from models.message import CommitLock
+
+    stack = await make_stack()
+
+    async def rounds() -> int:
+        async with stack.services.sessions() as db:
+            return int((await db.execute(select(CommitLock.counter))).scalar_one())
+
+    before = await rounds()  # the lock's row outlives other tests' data
+    ana = await stack.connect(await stack.register("ana", "Ana"))
+    for i in range(3):
+        assert (await ana.call("mensaje_privado", {"text": f"m{i}"}))["ok"]
+    sqlite = stack.services.engine.dialect.name == "sqlite"
+    assert stack.services.chat.writer.ordered is not sqlite
+    assert (await rounds() == before) is sqlite
