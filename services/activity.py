@@ -73,7 +73,9 @@ async def record_activity(
     if quiet:
         matches.append(c.user.in_(quiet))
     result = await conn.execute(
-        update(CONVERSATIONS).where(or_(*matches)).values(last_message_id=case(last, value=c.user))
+        update(CONVERSATIONS)
+        .where(or_(*matches))
+        .values(last_message_id=case(*_padded(last), value=c.user))
     )
     slow: list[str] = []
     if result.rowcount != len(by_conversation):
@@ -152,3 +154,12 @@ def _event(
         "admin": admin,
         "seconds": seconds,
     }
+
+
+def _padded(last: dict[str, int]) -> list[tuple[str, int]]:
+    """`last`'s pairs, the last one repeated up to a power of two: the statement then has one
+    of a few shapes, each compiled once and kept in SQLAlchemy's statement cache, instead of
+    one shape per batch size crowding that cache."""
+    pairs = list(last.items())
+    size = 1 << (len(pairs) - 1).bit_length()
+    return pairs + [pairs[-1]] * (size - len(pairs))
