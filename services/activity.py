@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,10 +72,11 @@ async def record_activity(
         matches.append(and_(c.user.in_(both), opened, answered))
     if quiet:
         matches.append(c.user.in_(quiet))
+    whens: list[Any] = _padded(last)  # (value, result) pairs, which case() takes with `value`
     result = await conn.execute(
         update(CONVERSATIONS)
         .where(or_(*matches))
-        .values(last_message_id=case(*_padded(last), value=c.user))
+        .values(last_message_id=case(*whens, value=c.user))
     )
     slow: list[str] = []
     if result.rowcount != len(by_conversation):
