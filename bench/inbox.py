@@ -181,11 +181,13 @@ LABEL_QUERY = (
 
 async def explain(engine: AsyncEngine) -> None:
     """The database's plan of the label filter's page, on stderr."""
-    query = (
-        LABEL_QUERY.replace("c.user", 'c."user"')
-        if engine.dialect.name == "postgresql"
-        else LABEL_QUERY
-    )
+    query = LABEL_QUERY  # as services.team.Team.page writes it
+    if engine.dialect.name == "postgresql":
+        query = query.replace("c.user", 'c."user"')
+    else:
+        query = query.replace(
+            "conversations c ", "conversations c FORCE INDEX (ix_conversations_activity) "
+        )
     async with engine.connect() as conn:
         for row in await conn.execute(text("EXPLAIN " + query)):
             print("  plan:", *row, file=sys.stderr)

@@ -121,19 +121,16 @@ class Team:
             )
         if query.before is not None:
             where.append(c.last_message_id < query.before)
+        stmt = (
+            select(c.user).where(*where).order_by(c.last_message_id.desc()).limit(query.limit + 1)
+        )
+        if query.label is not None:
+            # MariaDB turns the label's EXISTS into a join from the labels, then sorts every
+            # labelled conversation (52 ms a page with 10,000 of them); walking the activity
+            # index and probing the labels stops after a page (PostgreSQL's own plan).
+            stmt = stmt.with_hint(c, "FORCE INDEX (ix_conversations_activity)", "mysql")
         async with self.sessions() as db:
-            users = (
-                (
-                    await db.execute(
-                        select(c.user)
-                        .where(*where)
-                        .order_by(c.last_message_id.desc())
-                        .limit(query.limit + 1)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            users = (await db.execute(stmt)).scalars().all()
             more = len(users) > query.limit
             found = await self._conversations(db, list(users[: query.limit]))
         cursor = found[-1].last_message.id if more and found else None
