@@ -685,6 +685,7 @@ ROUTE_ERRORS = {
     ("/api/conversations/{}", "patch"): {400, 401, 403, 404, 415},
     ("/api/me/availability", "put"): {400, 401, 403, 415},
     ("/api/admins", "get"): {401, 403},
+    ("/api/reports", "get"): {400, 401, 403},
     ("/api/users/{}/role", "post"): {400, 401, 403, 404, 409, 415},
     ("/api/canned-responses", "get"): {401, 403},
     ("/api/canned-responses", "post"): {400, 401, 403, 409, 415},
