@@ -70,6 +70,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 STATUS_SCHEMA = {"type": "string", "enum": ["open", "pending", "snoozed", "resolved"]}
+_ONE = "(open|pending|snoozed|resolved)"
+STATUS_LIST = f"^({_ONE}(,{_ONE})*)?$"
 LABEL_SCHEMA = {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}
 LABELS = {"type": "array", "maxItems": 10, "items": LABEL_SCHEMA, "uniqueItems": True}
 CONVERSATION_PROPERTIES: dict[str, Any] = {
@@ -423,17 +425,22 @@ def openapi_document() -> dict[str, Any]:
                     {
                         "name": "status",
                         "in": "query",
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": STATUS_LIST},
                         "description": "One or more of open, pending, snoozed, resolved, "
                         "separated by commas (default: every status)",
                     },
                     {
                         "name": "assignee",
                         "in": "query",
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": f"^(|me|none|{USERNAME.pattern})$"},
                         "description": "`me`, `none`, or an admin's user name",
                     },
-                    {"name": "label", "in": "query", "schema": LABEL_SCHEMA},
+                    {
+                        "name": "label",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[a-z0-9_-]{0,32}$"},
+                        "description": "Only conversations with this label (empty: any)",
+                    },
                     {
                         "name": "limit",
                         "in": "query",
@@ -443,7 +450,7 @@ def openapi_document() -> dict[str, Any]:
                     {
                         "name": "before",
                         "in": "query",
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": "^[0-9]{0,19}$"},
                         "description": "The `next` of the previous page",
                     },
                 ],

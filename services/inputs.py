@@ -437,6 +437,8 @@ class ConversationQuery:
                     "status",
                     choices=", ".join(STATUSES),
                 )
+        # An empty parameter is no filter (as a form's empty field sends it).
+        assignee, label, before = assignee or None, label or None, before or None
         if assignee is not None and assignee not in ("me", "none"):
             assignee = user_name(assignee, "assignee")
         if label is not None and not LABEL.fullmatch(label):
