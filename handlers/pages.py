@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import tornado.web
 
 from handlers.base import BaseHandler
+from models.user import User
 from services.errors import AppError, Code
 from services.forwarding import normalize_origin, own_origin
 from services.inputs import NAME_MAX, PASSWORD_MAX, USERNAME, Credentials, Registration
@@ -147,27 +148,29 @@ class ChatPage(PageHandler):
         )
 
 
-class AdminPage(PageHandler):
-    def get(self) -> None:
+class AdminOnlyPage(PageHandler):
+    """A page of the team: 302 to the login without a token, 403 for a user, never cached."""
+
+    def admin(self) -> User | None:
         if self.me is None:
             self.redirect("/login")
-            return
+            return None
         if not self.me.is_admin:
             raise tornado.web.HTTPError(403)
         self.set_header("Cache-Control", "no-store")
-        self.render(
-            "admin.html", me=self.me, max_chars=self.services.settings.msg_max_chars, team=True
-        )
+        return self.me
 
 
-class ReportsPage(PageHandler):
+class AdminPage(AdminOnlyPage):
+    def get(self) -> None:
+        if (me := self.admin()) is not None:
+            max_chars = self.services.settings.msg_max_chars
+            self.render("admin.html", me=me, max_chars=max_chars, team=True)
+
+
+class ReportsPage(AdminOnlyPage):
     """The team's report over a period: the figures come from `GET /api/reports`."""
 
     def get(self) -> None:
-        if self.me is None:
-            self.redirect("/login")
-            return
-        if not self.me.is_admin:
-            raise tornado.web.HTTPError(403)
-        self.set_header("Cache-Control", "no-store")
-        self.render("reports.html", me=self.me)
+        if (me := self.admin()) is not None:
+            self.render("reports.html", me=me)

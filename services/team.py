@@ -297,7 +297,6 @@ class Team:
 
     async def admins(self, me: Person) -> list[AdminState]:
         _admin_only(me)
-        c = ConversationState
         async with self.sessions() as db:
             rows = (
                 await db.execute(
@@ -307,15 +306,7 @@ class Team:
                     .order_by(User.user)
                 )
             ).all()
-            counts = dict(
-                (
-                    await db.execute(
-                        select(c.assignee, func.count())
-                        .where(c.status.in_(ACTIVE), c.assignee.is_not(None))
-                        .group_by(c.assignee)
-                    )
-                ).all()
-            )
+            counts = await _load(db, [user for user, _, _ in rows])
         online = await self.cluster.online([user for user, _, _ in rows])
         return [
             AdminState(
@@ -411,15 +402,7 @@ class Team:
                 .scalars()
                 .all()
             )
-            load = dict(
-                (
-                    await db.execute(
-                        select(c.assignee, func.count())
-                        .where(c.status.in_(ACTIVE), c.assignee.in_(candidates))
-                        .group_by(c.assignee)
-                    )
-                ).all()
-            )
+            load = await _load(db, candidates)
             turns = dict(
                 (
                     await db.execute(
@@ -500,6 +483,17 @@ class Team:
                 await self.assign_waiting()  # a trigger lost with a process that died
             except Exception as exc:
                 log.warning("conversation sweep failed (%s)", type(exc).__name__)
+
+
+async def _load(db: AsyncSession, admins: Sequence[str]) -> dict[str, int]:
+    """How many open and pending conversations each of `admins` is assigned (none: absent)."""
+    c = ConversationState
+    rows = await db.execute(
+        select(c.assignee, func.count())
+        .where(c.status.in_(ACTIVE), c.assignee.in_(admins))
+        .group_by(c.assignee)
+    )
+    return {str(assignee): int(count) for assignee, count in rows.all()}
 
 
 async def _upsert_agent(db: AsyncSession, user: str, **values: Any) -> None:
