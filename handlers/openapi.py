@@ -9,15 +9,16 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from models.conversation import STATUSES
 from services.canned import CANNED_MAX
 from services.errors import STATUS, Code
-from services.inputs import REPORT_MAX_DAYS, SHORTCUT, USERNAME
+from services.inputs import REPORT_MAX_DAYS, TAG, USERNAME
 
 TEXT_CHAR = "[^\\u0000-\\u001F\\u007F]"  # any character but a control character
 USER_NAME = {"type": "string", "pattern": f"^{USERNAME.pattern}$"}
 SHORTCUT_SCHEMA = {
     "type": "string",
-    "pattern": f"^{SHORTCUT.pattern}$",
+    "pattern": f"^{TAG.pattern}$",
     "description": "1-32 of a-z 0-9 _ - (upper case is refused, not folded); unique",
 }
 CANNED_TEXT = {
@@ -69,10 +70,10 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, **_json(schema)}}
 
 
-STATUS_SCHEMA = {"type": "string", "enum": ["open", "pending", "snoozed", "resolved"]}
-_ONE = "(open|pending|snoozed|resolved)"
+STATUS_SCHEMA = {"type": "string", "enum": list(STATUSES)}
+_ONE = f"({'|'.join(STATUSES)})"
 STATUS_LIST = f"^({_ONE}(,{_ONE})*)?$"
-LABEL_SCHEMA = {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}
+LABEL_SCHEMA = {"type": "string", "pattern": f"^{TAG.pattern}$"}
 LABELS = {"type": "array", "maxItems": 10, "items": LABEL_SCHEMA, "uniqueItems": True}
 CONVERSATION_PROPERTIES: dict[str, Any] = {
     "user": {"type": "string"},
@@ -438,7 +439,7 @@ def openapi_document() -> dict[str, Any]:
                     {
                         "name": "label",
                         "in": "query",
-                        "schema": {"type": "string", "pattern": "^[a-z0-9_-]{0,32}$"},
+                        "schema": {"type": "string", "pattern": f"^({TAG.pattern})?$"},
                         "description": "Only conversations with this label (empty: any)",
                     },
                     {

@@ -91,6 +91,10 @@ class Posted:
 StoredMessage = Message | Posted
 
 
+READER_ADMINS = "admins"  # ReadMarker.reader: the team, whose read state is shared
+READER_USER = "user"
+
+
 class ReadMarker(Base):
     """How far one side of a conversation has read: reader "admins" (the team) or "user"."""
 

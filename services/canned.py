@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.conversation import CannedResponse
 from models.user import Person
-from services.errors import AppError, Code
+from services.errors import AppError, Code, admins_only
 from services.inputs import MAX_ID, CannedDraft, invalid
 
 # How many the team may keep, so that the list (sent whole) stays bounded. Counted when one is
@@ -33,21 +33,16 @@ class CannedResponses:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    @staticmethod
-    def _admin(me: Person) -> None:
-        if not me.is_admin:
-            raise AppError(Code.FORBIDDEN, "Admins only.")
-
     async def responses(self, me: Person) -> list[CannedResponse]:
         """Every canned response, by shortcut in code-point order (`-`, digits, `_`, letters),
         the same on every database whatever its collation."""
-        self._admin(me)
+        admins_only(me)
         async with self.sessions() as db:
             rows = (await db.execute(select(CannedResponse))).scalars().all()
         return sorted(rows, key=lambda r: r.shortcut)
 
     async def create(self, me: Person, draft: CannedDraft) -> CannedResponse:
-        self._admin(me)
+        admins_only(me)
         if draft.shortcut is None or draft.text is None:
             raise invalid("A canned response needs 'shortcut' and 'text'.")
         now = datetime.now(UTC)
@@ -69,7 +64,7 @@ class CannedResponses:
 
     async def update(self, me: Person, canned_id: int, change: CannedDraft) -> CannedResponse:
         """Change the shortcut, the text or both (a field left None stays as it is)."""
-        self._admin(me)
+        admins_only(me)
         if not 1 <= canned_id <= MAX_ID:
             raise _not_found()
         values: dict[str, object] = {"updated_at": datetime.now(UTC)}
@@ -93,7 +88,7 @@ class CannedResponses:
         return row
 
     async def delete(self, me: Person, canned_id: int) -> None:
-        self._admin(me)
+        admins_only(me)
         if not 1 <= canned_id <= MAX_ID:
             raise _not_found()
         async with self.sessions.begin() as db:

@@ -14,7 +14,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from models.message import ADMINS, Message, Posted, ReadMarker, StoredMessage, with_sender_name
+from models.message import (
+    ADMINS,
+    READER_ADMINS,
+    READER_USER,
+    Message,
+    Posted,
+    ReadMarker,
+    StoredMessage,
+    with_sender_name,
+)
 from models.user import Person, same_name, user_named
 from services.cluster import Cluster
 from services.errors import AppError, Code
@@ -29,8 +38,6 @@ from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
-READER_ADMINS = "admins"
-READER_USER = "user"
 # Users are never deleted nor renamed by the server, so a name found once stays valid; the TTL
 # bounds how long a row removed by hand in the database would still be written to.
 KNOWN_USERS = 10_000

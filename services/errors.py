@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Protocol
 
 import redis.exceptions
 import sqlalchemy.exc
@@ -92,6 +93,17 @@ OUTAGE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+class _Someone(Protocol):
+    @property
+    def is_admin(self) -> bool: ...
+
+
+def admins_only(me: _Someone) -> None:
+    """Refuse (`forbidden`) anyone but an admin: the one check of every service for the team."""
+    if not me.is_admin:
+        raise AppError(Code.FORBIDDEN, "Admins only.")
 
 
 def unavailable() -> AppError:

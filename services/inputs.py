@@ -21,7 +21,8 @@ from services.errors import AppError, Code, Label
 from services.wire import HISTORY_DEFAULT, HISTORY_LIMIT
 
 USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")  # always fullmatch: `$` allows a final "\n"
-SHORTCUT = re.compile(r"[a-z0-9_\-]{1,32}")  # always fullmatch
+# A canned response's shortcut and a conversation's label: always fullmatch.
+TAG = re.compile(r"[a-z0-9_\-]{1,32}")
 MAX_ID = 2**63 - 1
 CLIENT_MSG_ID_MAX = 64
 PASSWORD_MAX = 128
@@ -92,6 +93,14 @@ def query_id(raw: str | None, field: str, *, cap: int = MAX_ID) -> int | None:
             return cap
         raise refused("%(field)s must be a whole number of at least 0.", field)
     return min(an_id(int(raw), field), cap)
+
+
+def page_size(raw: str | None, *, cap: int) -> int | None:
+    """A `limit` query parameter: at least 1, above `cap` taken as `cap`; None when absent."""
+    count = query_id(raw, "limit", cap=cap)
+    if count is not None and count < 1:
+        raise refused("%(field)s must be at least 1.", "limit")
+    return count
 
 
 @dataclass(frozen=True)
@@ -177,9 +186,7 @@ class HistoryQuery:
 
     @classmethod
     def parse(cls, with_: str | None, before: str | None, limit: str | None) -> HistoryQuery:
-        count = query_id(limit, "limit", cap=HISTORY_LIMIT)
-        if count is not None and count < 1:
-            raise refused("%(field)s must be at least 1.", "limit")
+        count = page_size(limit, cap=HISTORY_LIMIT)
         return cls(
             with_=None if with_ is None else user_name(with_, "with"),
             before=query_id(before, "before"),
@@ -308,7 +315,7 @@ def path_id(raw: str) -> int:
 
 def shortcut(value: object) -> str:
     """A canned response's shortcut, compared exactly: lower case is the rule, not folded."""
-    if not isinstance(value, str) or not SHORTCUT.fullmatch(value):
+    if not isinstance(value, str) or not TAG.fullmatch(value):
         raise refused("%(field)s must be 1-32 of a-z, 0-9, '_' or '-'.", "shortcut")
     return value
 
@@ -343,7 +350,6 @@ def role(data: object) -> str:
 
 # -- team workflow ---------------------------------------------------------------------------
 
-LABEL = re.compile(r"[a-z0-9_\-]{1,32}")
 MAX_LABELS = 10
 CONVERSATIONS_DEFAULT = 50
 CONVERSATIONS_LIMIT = 200
@@ -364,7 +370,7 @@ def labels(value: object) -> tuple[str, ...]:
             "%(field)s must be a list of at most %(max)d labels.", "labels", max=MAX_LABELS
         )
     for label in value:
-        if not isinstance(label, str) or not LABEL.fullmatch(label):
+        if not isinstance(label, str) or not TAG.fullmatch(label):
             raise refused(
                 "%(field)s must each be 1-32 characters of a-z, 0-9, '_' or '-'.", "labels"
             )
@@ -441,11 +447,9 @@ class ConversationQuery:
         assignee, label, before = assignee or None, label or None, before or None
         if assignee is not None and assignee not in ("me", "none"):
             assignee = user_name(assignee, "assignee")
-        if label is not None and not LABEL.fullmatch(label):
+        if label is not None and not TAG.fullmatch(label):
             raise refused("%(field)s must be 1-32 characters of a-z, 0-9, '_' or '-'.", "label")
-        count = query_id(limit, "limit", cap=CONVERSATIONS_LIMIT)
-        if count is not None and count < 1:
-            raise refused("%(field)s must be at least 1.", "limit")
+        count = page_size(limit, cap=CONVERSATIONS_LIMIT)
         cursor = None
         if before is not None:
             if not before.isascii() or not before.isdigit() or len(before) > 19:

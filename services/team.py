@@ -34,17 +34,16 @@ from models.conversation import (
     ConversationLabel,
     ConversationState,
 )
-from models.message import ADMINS, Message, ReadMarker, with_sender_name
+from models.message import ADMINS, READER_ADMINS, Message, ReadMarker, with_sender_name
 from models.user import ADMIN, USER, Person, User, user_named
 from services.cluster import Cluster
-from services.errors import AppError, Code
+from services.errors import AppError, Code, admins_only
 from services.fanout import Fanout
 from services.inputs import UNSET, ConversationChange, ConversationQuery
 from services.metrics import RESOLUTION_SECONDS
 
 log = logging.getLogger(__name__)
 
-READER_ADMINS = "admins"
 ROUND_ROBIN = "round_robin"
 # Every process looks for due snoozes and waiting conversations this often (with jitter).
 SWEEP_SECONDS = 15.0
@@ -98,7 +97,7 @@ class Team:
         self, me: Person, query: ConversationQuery
     ) -> tuple[list[Conversation], int | None]:
         """A page of conversations, newest activity first, and the cursor of the next page."""
-        _admin_only(me)
+        admins_only(me)
         c = ConversationState
         where: list[ColumnElement[bool]] = []
         if query.statuses:
@@ -204,7 +203,7 @@ class Team:
 
     async def change(self, me: Person, name: str, change: ConversationChange) -> Conversation:
         """Apply an admin's PATCH; announce the new state to every admin."""
-        _admin_only(me)
+        admins_only(me)
         now = datetime.now(UTC)
         if change.snoozed_until is not UNSET and change.snoozed_until is not None:
             if change.snoozed_until <= now:
@@ -288,7 +287,7 @@ class Team:
     # -- admins -----------------------------------------------------------------------------
 
     async def set_available(self, me: Person, available: bool) -> bool:
-        _admin_only(me)
+        admins_only(me)
         async with self.sessions.begin() as db:
             await _upsert_agent(db, me.user, available=available)
         if available:
@@ -296,7 +295,7 @@ class Team:
         return available
 
     async def admins(self, me: Person) -> list[AdminState]:
-        _admin_only(me)
+        admins_only(me)
         async with self.sessions() as db:
             rows = (
                 await db.execute(
@@ -350,22 +349,6 @@ class Team:
     async def _assign_one(self) -> str | None:
         """One assignment in one transaction under the assignment lock: the conversation it
         gave an admin, or None when nothing waits or nobody qualifies."""
-        async with self.sessions() as db:
-            admins = (
-                (
-                    await db.execute(
-                        select(User.user)
-                        .outerjoin(Agent, Agent.user == User.user)
-                        .where(User.rol == ADMIN, func.coalesce(Agent.available, True))
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        online = await self.cluster.online(list(admins))
-        candidates = [a for a in admins if online[a]]
-        if not candidates:
-            return None
         c = ConversationState
         async with self.sessions.begin() as db:
             await db.execute(
@@ -386,37 +369,25 @@ class Team:
             ).scalar()
             if waiting is None:
                 return None
-            # Availability again, under the lock (a switch made meanwhile counts).
-            available = set(
+            # Available admins and when each last got one, read under the lock (a switch or an
+            # assignment made meanwhile counts); then who of them is online, anywhere.
+            turns: dict[str, int] = dict(
                 (
                     await db.execute(
-                        select(User.user)
+                        select(User.user, func.coalesce(Agent.last_assigned, 0))
                         .outerjoin(Agent, Agent.user == User.user)
-                        .where(
-                            User.user.in_(candidates),
-                            User.rol == ADMIN,
-                            func.coalesce(Agent.available, True),
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            load = await _load(db, candidates)
-            turns = dict(
-                (
-                    await db.execute(
-                        select(Agent.user, Agent.last_assigned).where(Agent.user.in_(candidates))
+                        .where(User.rol == ADMIN, func.coalesce(Agent.available, True))
                     )
                 ).all()
             )
+            online = await self.cluster.online(list(turns))
+            candidates = [a for a in turns if online[a]]
+            load = await _load(db, candidates)
             cap = self.settings.agent_capacity
-            eligible = [
-                a for a in candidates if a in available and (cap == 0 or load.get(a, 0) < cap)
-            ]
+            eligible = [a for a in candidates if cap == 0 or load.get(a, 0) < cap]
             if not eligible:
                 return None
-            pick = min(eligible, key=lambda a: (load.get(a, 0), turns.get(a, 0), a))
+            pick = min(eligible, key=lambda a: (load.get(a, 0), turns[a], a))
             taken = await db.execute(
                 update(CONVERSATIONS)
                 .where(
@@ -478,11 +449,16 @@ class Team:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS * random.uniform(0.8, 1.2))  # noqa: S311
-            try:
-                await self.wake_snoozed()
-                await self.assign_waiting()  # a trigger lost with a process that died
-            except Exception as exc:
-                log.warning("conversation sweep failed (%s)", type(exc).__name__)
+            await self.sweep_once()
+
+    async def sweep_once(self) -> None:
+        """Wake due snoozes and assign what waits (a trigger may have died with a process).
+        A failure (the database or Redis down) is logged, and the next sweep tries again."""
+        try:
+            await self.wake_snoozed()
+            await self.assign_waiting()
+        except Exception as exc:
+            log.warning("conversation sweep failed (%s)", type(exc).__name__)
 
 
 async def _load(db: AsyncSession, admins: Sequence[str]) -> dict[str, int]:

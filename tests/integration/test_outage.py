@@ -110,3 +110,46 @@ async def test_database_outage_refuses_cleanly_and_recovers_by_itself(proxied) -
     boss = await stack.connect(admin)
     texts = [m["text"] for m in (await boss.call("sync", {"after": 0}))["messages"]]
     assert texts == ["before", "after"]  # nothing of "during" was stored
+
+
+async def test_the_team_workflow_through_a_database_outage(
+    proxied, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The inbox, a PATCH and the sweep (snoozes, assignment) with the database gone: refusals
+    say `unavailable`, the sweep logs and goes on, and once it is back a snooze that came due
+    meanwhile wakes at the next sweep."""
+    from datetime import UTC, datetime, timedelta
+
+    stack, proxy = proxied
+    assert stack.http is not None
+    admin = await stack.register("boss", admin=True)
+    bearer = {"Authorization": f"Bearer {admin}"}
+    ana = await stack.connect(await stack.register("ana"))
+    assert (await ana.call("mensaje_privado", {"text": "help"}))["ok"] is True
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    r = await stack.http.patch(
+        "/api/conversations/ana", json={"snoozed_until": until}, headers=bearer
+    )
+    assert r.json()["conversation"]["status"] == "snoozed"
+
+    proxy.cut()
+    for method, path, body in (
+        ("GET", "/api/conversations", None),
+        ("PATCH", "/api/conversations/ana", {"status": "resolved"}),
+        ("GET", "/api/admins", None),
+    ):
+        r = await stack.http.request(method, path, json=body, headers=bearer)
+        assert (r.status_code, r.json()["error"]) == (503, "unavailable"), (method, path)
+    await asyncio.sleep(1.1)  # the snooze comes due while the database is away
+    await stack.services.team.sweep_once()  # logs, does not raise
+    assert "conversation sweep failed" in caplog.text
+
+    proxy.restore()
+    for _ in range(50):
+        if (await stack.http.get("/healthz")).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    await stack.services.team.sweep_once()
+    r = await stack.http.get("/api/conversations", headers=bearer)
+    [conversation] = r.json()["conversations"]
+    assert (conversation["status"], conversation["snoozed_until"]) == ("open", None)
