@@ -22,7 +22,7 @@ _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _WORKER_ID = re.compile(r"[A-Za-z0-9]{1,32}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-_HIDDEN = ("JWT_SECRET", "METRICS_TOKEN")
+_HIDDEN = ("JWT_SECRET", "METRICS_TOKEN", "WIDGET_SECRET")
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "mysql": "mysql+aiomysql",
@@ -92,6 +92,16 @@ class Settings:
     allow_untested_libraries: bool = False
     auto_assign: str = "off"  # or "round_robin"
     agent_capacity: int = 0  # open and pending conversations per admin; 0: no cap
+    widget_origins: tuple[str, ...] = ()  # sites that may embed the widget; none: widget off
+    widget_secret: Secret | None = field(default=None, repr=False)  # HMAC key of visitor ids
+    widget_identity: str = "optional"  # or "required": no anonymous visitors
+    visitor_ttl_seconds: float = 30 * 86400.0
+    visitors_per_hour: int = 20  # new anonymous visitors per client address
+
+    @property
+    def widget(self) -> bool:
+        """The widget is served (`WIDGET_ORIGINS` is set)."""
+        return bool(self.widget_origins)
 
 
 def load_settings(
@@ -133,6 +143,12 @@ def load_settings(
         )
     if secret is not None and len(secret.reveal().encode()) < 32:
         raise SettingsError("JWT_SECRET: must be at least 32 bytes long")
+    widget_secret = get("WIDGET_SECRET", Secret, None)
+    if widget_secret is not None and len(widget_secret.reveal().encode()) < 32:
+        raise SettingsError("WIDGET_SECRET: must be at least 32 bytes long")
+    widget_identity = get("WIDGET_IDENTITY", _one_of("optional", "required"), "optional")
+    if widget_identity == "required" and widget_secret is None:
+        raise SettingsError("WIDGET_IDENTITY: required needs WIDGET_SECRET (at least 32 bytes)")
     return Settings(
         port=get("PORT", _int_in(1, 65535), 3000),
         host=get("HOST", _host, "127.0.0.1"),
@@ -160,6 +176,11 @@ def load_settings(
         allow_untested_libraries=get("ALLOW_UNTESTED_LIBRARIES", _bool, False),
         auto_assign=get("AUTO_ASSIGN", _one_of("off", "round_robin"), "off"),
         agent_capacity=get("AGENT_CAPACITY", _int_in(0, 1_000_000), 0),
+        widget_origins=get("WIDGET_ORIGINS", _origins, ()),
+        widget_secret=widget_secret,
+        widget_identity=widget_identity,
+        visitor_ttl_seconds=get("VISITOR_TTL", _duration, 30 * 86400.0),
+        visitors_per_hour=get("VISITORS_PER_HOUR", _int_in(0, 1_000_000), 20),
     )
 
 

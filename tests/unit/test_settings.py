@@ -237,3 +237,51 @@ def test_jwt_secret_never_shows_in_settings_text():
     for shown in (repr(s), str(s), f"{s}", f"{s!r}", repr(s.jwt_secret), f"{s.jwt_secret}"):
         assert value not in shown
         assert "s3cr3t" not in shown
+
+
+def test_widget_is_off_by_default():
+    s = load()
+    assert s.widget is False
+    assert s.widget_origins == ()
+    assert s.widget_secret is None
+    assert s.widget_identity == "optional"
+    assert s.visitor_ttl_seconds == 30 * 86400
+    assert s.visitors_per_hour == 20
+
+
+def test_widget_settings_are_parsed():
+    s = load(
+        WIDGET_ORIGINS="https://Shop.example.com, http://localhost:8000",
+        WIDGET_SECRET="w" * 32,
+        WIDGET_IDENTITY="required",
+        VISITOR_TTL="2d",
+        VISITORS_PER_HOUR="0",
+    )
+    assert s.widget is True
+    assert s.widget_origins == ("https://shop.example.com", "http://localhost:8000")
+    assert s.widget_secret == Secret("w" * 32)
+    assert s.widget_identity == "required"
+    assert s.visitor_ttl_seconds == 2 * 86400
+    assert s.visitors_per_hour == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"WIDGET_ORIGINS": "shop.example.com"}, "WIDGET_ORIGINS"),
+        ({"WIDGET_IDENTITY": "always"}, "WIDGET_IDENTITY"),
+        ({"WIDGET_IDENTITY": "required"}, "WIDGET_IDENTITY"),  # without a secret to check
+        ({"VISITOR_TTL": "0"}, "VISITOR_TTL"),
+        ({"VISITORS_PER_HOUR": "-1"}, "VISITORS_PER_HOUR"),
+    ],
+)
+def test_malformed_widget_settings_name_the_variable(env, variable):
+    message = refusal(**env)
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+
+
+def test_short_widget_secret_is_refused_without_echoing_it():
+    message = refusal(WIDGET_SECRET="a-short-widget-key")
+    assert message.startswith("WIDGET_SECRET: ")
+    assert "a-short-widget-key" not in message
