@@ -10,7 +10,7 @@ import swagger_ui_bundle
 import tornado.web
 
 from config.settings import Settings
-from handlers import api, ops, pages
+from handlers import api, ops, pages, widget
 from services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,8 @@ def make_app(
         (r"/chat", pages.ChatPage, s),
         (r"/admin", pages.AdminPage, s),
         (r"/admin/reports", pages.ReportsPage, s),
+        (r"/widget\.js", widget.WidgetScript, s),
+        (r"/widget", widget.WidgetPage, s),
         (r"/api/login", api.LoginApi, s),
         (r"/api/logout", api.LogoutApi, s),
         (r"/api/register", api.RegisterApi, s),

@@ -1,5 +1,5 @@
-// Shared by /chat and /admin: the socket and its reconnection rules, message rendering,
-// sending with acks and retries, catching up with `sync`, typing, announcements.
+// Shared by /chat, /admin and the widget: the socket and its reconnection rules, message
+// rendering, sending with acks and retries, catching up with `sync`, typing, announcements.
 // User-provided text only ever goes through textContent.
 
 const app = document.getElementById("app");
@@ -119,6 +119,14 @@ export function setStatus(text, state = "") {
 
 let leaving = false;
 
+/**
+ * How this page proves who it is. The site's own pages: the HttpOnly `token` cookie, and a
+ * session that ends goes to /login. The widget, inside other sites' pages where browsers block
+ * cookies: `token` (a bearer token, sent as `Authorization: Bearer` and as the handshake's
+ * `auth.token`) and `ended` (what to do instead of going to /login). Set before any request.
+ */
+export const session = { token: null, ended: null };
+
 // Logging out forgets this user's unsent messages and drafts in this browser.
 for (const form of document.querySelectorAll("form.logout")) {
   form.addEventListener("submit", () => store.clear());
@@ -127,6 +135,10 @@ for (const form of document.querySelectorAll("form.logout")) {
 export function goToLogin() {
   if (leaving) return;
   leaving = true;
+  if (session.ended) {
+    session.ended();
+    return;
+  }
   setStatus(t("sessionEnded"), "bad");
   window.location.assign("/login");
 }
@@ -134,6 +146,10 @@ export function goToLogin() {
 /** fetch JSON from our own API; a 401 ends the session, other errors throw with the server's text. */
 export async function api(url, { method = "GET", body } = {}) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (session.token) {
+    init.credentials = "omit";
+    init.headers.Authorization = `Bearer ${session.token}`;
+  }
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -170,8 +186,11 @@ async function checkRole() {
  * The socket is created unconnected: call `socket.connect()` once the page has loaded its history.
  */
 export function openSocket({ onConnect }) {
-  // The HttpOnly `token` cookie goes with the handshake by itself.
-  const socket = window.io({ autoConnect: false });
+  // The HttpOnly `token` cookie goes with the handshake by itself; a bearer token goes as
+  // `auth.token`, read again at every (re)connection.
+  const options = { autoConnect: false };
+  if (session.token) options.auth = (send) => send({ token: session.token });
+  const socket = window.io(options);
   let rejoining = false; // reconnecting by hand after a server-side disconnect
   let retryTimer = 0;
 
