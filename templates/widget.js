@@ -1,6 +1,6 @@
 {% whitespace all %}/* supportchat website widget: <script src="https://support.example.com/widget.js" async></script>
    A chat button at the bottom right of the page that opens the support chat in a frame. The page
-   gets one element, <supportchat-widget>, whose closed shadow root holds the button, the frame
+   gets one element, <supportchat-widget>, whose shadow root holds the button, the frame
    and their styles; the only global read is window.supportchat ({user: {id, name, email, hash}}),
    and none is written. */
 (function () {
@@ -44,7 +44,7 @@
     "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;height:100dvh;border-radius:0}}";
 
   var host = document.createElement("supportchat-widget");
-  var root = host.attachShadow({ mode: "closed" });
+  var root = host.attachShadow({ mode: "open" });
   // A constructed sheet is not an inline style: it works under the host page's CSP.
   if (root.adoptedStyleSheets !== undefined && typeof CSSStyleSheet === "function") {
     try {

@@ -42,6 +42,7 @@ const makeAdmin = document.getElementById("make-admin");
 const makeUser = document.getElementById("make-user");
 const roleResult = document.getElementById("role-result");
 const tools = document.getElementById("team-tools");
+const visitorFacts = document.getElementById("visitor-facts");
 const stateChip = document.getElementById("conversation-state");
 const assigneeSelect = document.getElementById("assignee");
 const resolveButton = document.getElementById("resolve");
@@ -181,6 +182,9 @@ function entry(user, name = user) {
       assignee: null,
       labels: [],
       snoozedUntil: null,
+      visitor: false,
+      verified: false,
+      email: null,
       stamp: 0,
     };
     c.li = el("li");
@@ -212,6 +216,9 @@ function adopt(row, { since = null, fromList = false } = {}) {
   c.assignee = typeof row.assignee === "string" ? row.assignee : null;
   c.labels = Array.isArray(row.labels) ? row.labels.filter((l) => typeof l === "string") : [];
   c.snoozedUntil = typeof row.snoozed_until === "string" ? row.snoozed_until : null;
+  if (typeof row.visitor === "boolean") c.visitor = row.visitor;
+  if (typeof row.verified === "boolean") c.verified = row.verified;
+  if (row.email === null || typeof row.email === "string") c.email = row.email;
   const last = row.last_message;
   if (last && typeof last.id === "number") {
     learnName(last);
@@ -234,6 +241,7 @@ function renderEntry(c) {
   dot.setAttribute("aria-hidden", "true");
   const line = el("span", "line");
   line.append(el("span", "name", labelOf(c)));
+  if (c.visitor) line.append(el("span", "visually-hidden", " · "), visitorBadge(c));
   if (c.unread > 0) line.append(el("span", "unread", ` · ${t("unread", { count: c.unread })}`));
   line.append(el("span", "visually-hidden", ` · ${c.online ? t("online") : t("offline")}`));
   const parts = [dot, line];
@@ -259,7 +267,22 @@ function renderEntry(c) {
     log.setAttribute("aria-label", title.textContent);
     showRoleActions(c);
     renderTools(c);
+    renderVisitor(c);
   } else c.button.removeAttribute("aria-current");
+}
+
+/** "Visitor" (from the website widget) or "Verified" (a visitor the site vouched for). */
+function visitorBadge(c) {
+  return el("span", c.verified ? "badge verified" : "badge visitor", c.verified ? t("verified") : t("visitor"));
+}
+
+/** Under the open conversation's title: who a website visitor is, as far as the site said. */
+function renderVisitor(c) {
+  visitorFacts.hidden = !c.visitor;
+  if (!c.visitor) return;
+  const parts = [visitorBadge(c)];
+  if (c.email) parts.push(" ", el("span", "email", c.email));
+  visitorFacts.replaceChildren(...parts);
 }
 
 /** Render again the entries that look like `c` (one of them is new or was renamed). */
@@ -775,7 +798,7 @@ announceForm.addEventListener("submit", (event) => {
 /** The role button that applies to the open conversation's user: "Make user" for an admin,
  * "Make admin" for a user; both while its role is not known. */
 function showRoleActions(c) {
-  roleActions.hidden = false;
+  roleActions.hidden = c.visitor; // a visitor stays a user
   makeAdmin.hidden = c.rol === "admin";
   makeUser.hidden = c.rol === "user";
 }
