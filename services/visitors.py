@@ -186,23 +186,27 @@ class Visitors:
             )
             try:
                 async with self.sessions.begin() as db:
-                    if key is not None:
-                        # A row whose user was removed by hand gives its id back.
-                        await db.execute(
-                            delete(Visitor).where(
-                                Visitor.external_key == key,
-                                ~exists().where(User.user == Visitor.user),
-                            )
-                        )
                     db.add(user)
                     await db.flush()
                     db.add(visitor)
             except IntegrityError:
-                if key is not None and (found := await self._by_key(key)) is not None:
-                    return found[0], found[1], False
-                continue  # the generated name was taken: another one
+                if key is not None:
+                    if (found := await self._by_key(key)) is not None:
+                        return found[0], found[1], False
+                    await self._drop_orphan(key)
+                continue  # the generated name was taken, or the id freed: once more
             return user, visitor, True
         raise AppError(Code.UNAVAILABLE, "Could not create the visitor; try again.")
+
+    async def _drop_orphan(self, key: str) -> None:
+        """Free the id of a visitor whose user was removed by hand (rare: never on the way of
+        an ordinary first call, whose concurrent inserts must not lock each other's gaps)."""
+        async with self.sessions.begin() as db:
+            await db.execute(
+                delete(Visitor).where(
+                    Visitor.external_key == key, ~exists().where(User.user == Visitor.user)
+                )
+            )
 
     async def _update(
         self, user: User, visitor: Visitor, profile: VisitorProfile

@@ -509,3 +509,14 @@ async def test_a_user_registered_under_a_removed_visitors_name_is_no_visitor(
     assert r.json()["user"] == gone.upper()
     async with stack.services.sessions() as db:
         assert (await db.execute(select(func.count()).select_from(Visitor))).scalar() == 0
+
+
+async def test_an_id_whose_user_was_removed_gets_a_new_user(make_stack: StackFactory) -> None:
+    stack = await widget(make_stack)
+    body = {"id": "42", "hash": sign("42")}
+    first = admitted(await post(stack, body), 201)["user"]["user"]
+    async with stack.services.sessions.begin() as db:
+        await db.execute(delete(User).where(User.user == first))
+    second = admitted(await post(stack, body), 201)["user"]
+    assert second["user"] != first and second["verified"] is True
+    assert admitted(await post(stack, body), 200)["user"] == second
