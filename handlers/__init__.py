@@ -34,6 +34,7 @@ def make_app(
         (r"/api/login", api.LoginApi, s),
         (r"/api/logout", api.LogoutApi, s),
         (r"/api/register", api.RegisterApi, s),
+        (r"/api/visitors", api.VisitorsApi, s),
         (r"/api/me", api.MeApi, s),
         (r"/api/messages", api.MessagesApi, s),
         (r"/api/conversations", api.ConversationsApi, s),

@@ -17,6 +17,7 @@ from services.inputs import (
     availability,
     path_id,
     role,
+    visitor_request,
 )
 from services.wire import (
     admin_to_wire,
@@ -25,6 +26,7 @@ from services.wire import (
     iso,
     message_to_wire,
     user_to_wire,
+    visitor_to_wire,
 )
 
 
@@ -57,6 +59,23 @@ class RegisterApi(ApiHandler):
         )
         user = await self.services.auth.register(form, address=self.client_ip)
         self.send_json({"user": user_to_wire(user)}, 201)
+
+
+class VisitorsApi(ApiHandler):
+    """The widget's identities: no cookie is set (the widget keeps the token itself)."""
+
+    async def post(self) -> None:
+        self.services.visitors.require_widget()  # off: 404 whatever the body
+        request = visitor_request(self.json_body())
+        admitted = await self.services.visitors.admit(request, address=self.client_ip)
+        self.send_json(
+            {
+                "token": admitted.issued.token,
+                "expires_at": iso(admitted.issued.expires_at),
+                "user": visitor_to_wire(admitted.user, admitted.visitor),
+            },
+            201 if admitted.created else 200,
+        )
 
 
 class MeApi(ApiHandler):

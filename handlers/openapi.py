@@ -30,6 +30,16 @@ CANNED_TEXT = {
 }
 
 
+DISPLAY_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 100,
+    # some character other than white space, and no control characters
+    "pattern": f"^{TEXT_CHAR}*[^\\s\\u0000-\\u001F\\u007F]{TEXT_CHAR}*$",
+    "description": "Display name; spaces around it are dropped",
+}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -263,20 +273,61 @@ def openapi_document() -> dict[str, Any]:
             "required": ["username", "name", "password"],
             "properties": {
                 "username": USER_NAME,
-                "name": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 100,
-                    # some character other than white space, and no control characters
-                    "pattern": f"^{TEXT_CHAR}*[^\\s\\u0000-\\u001F\\u007F]{TEXT_CHAR}*$",
-                    "description": "Display name; spaces around it are dropped",
-                },
+                "name": DISPLAY_NAME,
                 "password": {
                     "type": "string",
                     "minLength": 12,
                     "maxLength": 128,
                     "description": "At least PASSWORD_MIN_LENGTH (default 12) characters",
                 },
+            },
+        },
+        "VisitorUser": {
+            "type": "object",
+            "required": ["user", "name", "rol", "visitor", "verified", "email"],
+            "properties": {
+                "user": {"type": "string", "description": "Generated: `v_` and 16 of a-z 0-9"},
+                "name": {"type": "string"},
+                "rol": {"type": "string", "enum": ["user"]},
+                "visitor": {"type": "boolean", "enum": [True]},
+                "verified": {
+                    "type": "boolean",
+                    "description": "Identified by the site (`id` and `hash`)",
+                },
+                "email": {"type": "string", "nullable": True},
+            },
+        },
+        "VisitorAdmitted": {
+            "type": "object",
+            "required": ["token", "expires_at", "user"],
+            "properties": {
+                "token": {
+                    "type": "string",
+                    "description": "A JWT with the claims of any token and `vis: true`; it "
+                    "lives VISITOR_TTL (default 30d)",
+                },
+                "expires_at": {"type": "string", "format": "date-time"},
+                "user": _ref("VisitorUser"),
+            },
+        },
+        "VisitorRequest": {
+            "type": "object",
+            "description": "One of three: `{name?, email?}` a new anonymous visitor; "
+            "`{id, name?, email?, hash}` the visitor the site identifies, `hash` being the "
+            "lowercase hex HMAC-SHA256 of `id` under WIDGET_SECRET; `{token}` alone, a fresh "
+            "token for the visitor of a visitor token (expired at most 7 days ago). `null` "
+            "counts as left out.",
+            "properties": {
+                "name": {**DISPLAY_NAME, "nullable": True},
+                "email": {
+                    "type": "string",
+                    "maxLength": 254,
+                    "pattern": "^[^@\\s]+@[^@\\s.]+(\\.[^@\\s.]+)+$",
+                    "nullable": True,
+                },
+                "id": {"type": "string", "minLength": 1, "maxLength": 255},
+                "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "token": {"type": "string", "minLength": 1},
             },
         },
         "CannedResponse": {
@@ -358,6 +409,24 @@ def openapi_document() -> dict[str, Any]:
                 CHANGES,
                 Code.RATE_LIMITED,
                 **_body(_ref("Registration")),
+            )
+        },
+        "/api/visitors": {
+            "post": _op(
+                "The website widget's visitors: a new anonymous one, the one the site "
+                "identifies, or a fresh token (404 while WIDGET_ORIGINS is unset; no cookie)",
+                (
+                    200,
+                    "A fresh token for a known visitor (a refresh, or an `id` seen before)",
+                    _ref("VisitorAdmitted"),
+                ),
+                Code.INVALID,
+                Code.BAD_CREDENTIALS,
+                Code.FORBIDDEN,
+                Code.NOT_FOUND,
+                CHANGES,
+                Code.RATE_LIMITED,
+                **_body(_ref("VisitorRequest")),
             )
         },
         "/api/me": {
@@ -638,6 +707,10 @@ def openapi_document() -> dict[str, Any]:
                 **SECURED,
             ),
         },
+    }
+    paths["/api/visitors"]["post"]["responses"]["201"] = {
+        "description": "A new visitor (anonymous, or an `id` seen for the first time)",
+        **_json(_ref("VisitorAdmitted")),
     }
     return {
         "openapi": "3.0.3",

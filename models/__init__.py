@@ -11,6 +11,7 @@ from models.conversation import (
 from models.db import Base
 from models.message import Message, ReadMarker, RevokedToken
 from models.user import User
+from models.visitor import Visitor
 
 __all__ = [
     "Agent",
@@ -24,4 +25,5 @@ __all__ = [
     "ReadMarker",
     "RevokedToken",
     "User",
+    "Visitor",
 ]

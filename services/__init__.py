@@ -29,6 +29,7 @@ from services.relay import LagSource, RelayGate
 from services.replay import stored_since
 from services.reports import Reports
 from services.team import Team
+from services.visitors import Visitors
 from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Services:
     team: Team
     canned: CannedResponses
     reports: Reports
+    visitors: Visitors
 
     @classmethod
     def build(
@@ -71,17 +73,22 @@ class Services:
         limits: MessageLimit
         failures: AttemptWindow
         registrations: AttemptWindow
+        arrivals: AttemptWindow
         if redis is None:
             cluster = LocalCluster()
             limits = TokenBuckets(settings.msg_rate, settings.msg_burst)
             failures = SlidingWindow(settings.login_failures_per_minute, 60.0)
             registrations = SlidingWindow(settings.registrations_per_hour, 3600.0)
+            arrivals = SlidingWindow(settings.visitors_per_hour, 3600.0)
         else:
             cluster = RedisCluster(redis, prefix)
             limits = RedisTokenBuckets(redis, prefix, settings.msg_rate, settings.msg_burst)
             failures = RedisSlidingWindow(redis, prefix, settings.login_failures_per_minute, 60.0)
             registrations = RedisSlidingWindow(
                 redis, prefix, settings.registrations_per_hour, 3600.0, kind="registrations"
+            )
+            arrivals = RedisSlidingWindow(
+                redis, prefix, settings.visitors_per_hour, 3600.0, kind="visitors"
             )
         connections = Connections()
         broker = getattr(emitter, "manager", None)
@@ -130,6 +137,7 @@ class Services:
             team,
             canned,
             Reports(sessions),
+            Visitors(settings, sessions, auth=auth, arrivals=arrivals),
         )
 
     async def start(self) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from config.settings import Settings
 from models.message import RevokedToken
 from models.user import ADMIN, USER, Identity, User, ascii_lower, user_named
+from models.visitor import UNUSABLE_PASSWORD, Visitor
 from services.cluster import Cluster
 from services.errors import AppError, Code
 from services.fanout import Fanout
@@ -32,9 +33,24 @@ from services.limits import AttemptWindow
 log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
+# How long after its expiry a visitor's token may still be exchanged for a fresh one.
+REFRESH_GRACE_SECONDS = 7 * 86400.0
 HASH_WAIT_SECONDS = 2.0
 T = TypeVar("T")
 _LEGACY_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+IDENTITY_REQUIRED = "required"
+
+
+def password_usable(stored: str) -> bool:
+    """Whether a stored password value may be checked at all (a visitor's never is)."""
+    return stored != UNUSABLE_PASSWORD and not stored.startswith("!")
+
+
+async def visitor_of(db: AsyncSession, user: str) -> Visitor | None:
+    """The visitor row of the user stored as `user`, or None for a registered user."""
+    return await db.get(Visitor, user)
 
 
 class Passwords:
@@ -85,6 +101,8 @@ class Passwords:
 
     def verify(self, stored: str, password: str) -> tuple[bool, bool]:
         """(matches, needs_rehash). Blocking: call through `asyncio.to_thread`."""
+        if not password_usable(stored):
+            return False, False  # a website visitor's mark: no password at all
         try:
             password.encode()
         except UnicodeEncodeError:
@@ -115,6 +133,7 @@ class Claims:
     jti: str
     exp: float
     iat: float
+    visitor: bool = False  # issued to a website visitor (claim `vis`)
 
 
 @dataclass(frozen=True)
@@ -133,21 +152,29 @@ class Tokens:
     def __init__(self, secret: str, ttl_seconds: float, *, clock: Callable[[], float] = time.time):
         self.secret, self.ttl, self.clock = secret, ttl_seconds, clock
 
-    def issue(self, user: User) -> Issued:
+    def issue(self, user: User, *, ttl: float | None = None, visitor: bool = False) -> Issued:
+        """A token for `user`, living `ttl` seconds (default: this object's); a visitor's
+        carries the claim `"vis": true`."""
         now = int(self.clock())
-        claims = Claims(user=user.user, jti=secrets.token_urlsafe(18), iat=now, exp=now + self.ttl)
-        payload = {
+        exp = int(now + (self.ttl if ttl is None else ttl))
+        claims = Claims(
+            user=user.user, jti=secrets.token_urlsafe(18), iat=now, exp=exp, visitor=visitor
+        )
+        payload: dict[str, object] = {
             "user": user.user,
             "name": user.name,
             "rol": user.rol,
             "iat": now,
-            "exp": int(claims.exp),
+            "exp": exp,
             "jti": claims.jti,
         }
+        if visitor:
+            payload["vis"] = True
         return Issued(jwt.encode(payload, self.secret, algorithm=ALGORITHM), claims)
 
-    def verify(self, token: str) -> Claims:
-        """The token's claims, or `AppError(UNAUTHENTICATED)` for any defect."""
+    def verify(self, token: str, *, grace: float = 0.0) -> Claims:
+        """The token's claims, or `AppError(UNAUTHENTICATED)` for any defect. `grace`: seconds
+        past `exp` during which the token is still taken (a visitor's refresh only)."""
         try:
             payload = jwt.decode(
                 token,
@@ -165,11 +192,19 @@ class Tokens:
         user, jti, exp = payload.get("user"), payload.get("jti"), payload.get("exp")
         if not isinstance(user, str) or not isinstance(jti, str) or not user or not jti:
             raise AppError(Code.UNAUTHENTICATED, "The token is not valid.")
-        if isinstance(exp, bool) or not isinstance(exp, int | float) or exp <= self.clock():
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise AppError(Code.UNAUTHENTICATED, "The token is not valid.")
+        if exp + grace <= self.clock():
             raise AppError(Code.UNAUTHENTICATED, "The token has expired.")
         if not isinstance(payload["iat"], int | float) or isinstance(payload["iat"], bool):
             raise AppError(Code.UNAUTHENTICATED, "The token is not valid.")
-        return Claims(user=user, jti=jti, exp=float(payload["exp"]), iat=float(payload["iat"]))
+        return Claims(
+            user=user,
+            jti=jti,
+            exp=float(payload["exp"]),
+            iat=float(payload["iat"]),
+            visitor=payload.get("vis") is True,
+        )
 
 
 class Revocations:
@@ -194,14 +229,16 @@ class Revocations:
         return jti in self._revoked
 
     async def revoke(self, claims: Claims) -> None:
-        expires = datetime.fromtimestamp(claims.exp, UTC)
+        # A visitor's token can still be refreshed for a while after it expires: its
+        # revocation is kept until then.
+        until = claims.exp + (REFRESH_GRACE_SECONDS if claims.visitor else 0.0)
         try:
             async with self.sessions.begin() as db:
-                db.add(RevokedToken(jti=claims.jti, expires_at=expires))
+                db.add(RevokedToken(jti=claims.jti, expires_at=datetime.fromtimestamp(until, UTC)))
         except IntegrityError:
             pass  # revoked already
-        self.remember(claims.jti, claims.exp)
-        await self.cluster.publish({"op": "revoked", "jti": claims.jti, "exp": claims.exp})
+        self.remember(claims.jti, until)
+        await self.cluster.publish({"op": "revoked", "jti": claims.jti, "exp": until})
 
     def remember(self, jti: str, exp: float) -> None:
         """Hold a revocation in memory (news from any process) until the token expires."""
@@ -245,9 +282,9 @@ class Auth:
     async def authenticate(self, token: str) -> tuple[User, Claims]:
         """The user a token speaks for, read from the database (role and existence)."""
         claims = self._unrevoked(token)
-        user = await self.find_user(claims.user)
-        if user is None:
-            raise AppError(Code.UNAUTHENTICATED, "The token's user no longer exists.")
+        async with self.sessions() as db:
+            user = await user_named(db, self.dialect, claims.user)
+            user = await self._admitted(db, user)
         return user, claims
 
     async def identify(self, token: str) -> tuple[Identity, Claims]:
@@ -256,9 +293,19 @@ class Auth:
         claims = self._unrevoked(token)
         async with self.sessions() as db:
             user = await user_named(db, self.dialect, claims.user, public_only=True)
+            user = await self._admitted(db, user)
+        return Identity(user.user, user.name, user.rol), claims
+
+    async def _admitted(self, db: AsyncSession, user: User | None) -> User:
+        """Refuse a token whose user is gone, or, with `WIDGET_IDENTITY=required`, an anonymous
+        visitor (whatever its token says: read from the database, on every path)."""
         if user is None:
             raise AppError(Code.UNAUTHENTICATED, "The token's user no longer exists.")
-        return Identity(user.user, user.name, user.rol), claims
+        if self.settings.widget_identity == IDENTITY_REQUIRED:
+            found = await visitor_of(db, user.user)
+            if found is not None and not found.verified:
+                raise AppError(Code.UNAUTHENTICATED, "Anonymous visitors are not accepted.")
+        return user
 
     async def register(self, form: Registration, *, address: str) -> User:
         """Create a user: at most `REGISTRATIONS_PER_HOUR` from one client address (one is
@@ -280,6 +327,11 @@ class Auth:
         try:
             async with self.sessions.begin() as db:
                 db.add(user)
+                # A visitor row left by a user removed by hand must not make this new,
+                # registered user a visitor.
+                await db.execute(
+                    delete(Visitor).where(func.lower(Visitor.user) == form.username.lower())
+                )
         except IntegrityError:
             raise AppError(Code.EXISTS, "That user name is taken.") from None
         log.info("user registered", extra={"user": user.user})
@@ -307,7 +359,9 @@ class Auth:
         if held is None:
             raise AppError(Code.RATE_LIMITED, "Too many failed logins; wait a minute.")
         try:
-            if user is None:
+            if user is None or not password_usable(user.password):
+                # Nobody, or a website visitor (who has no password): the same answer as a
+                # wrong password, in about the same time.
                 await self.passwords.check_nobody(creds.password)
                 ok, rehash = False, False
             else:
@@ -360,6 +414,8 @@ class Auth:
             user = await user_named(db, self.dialect, name)
             if user is None:
                 raise AppError(Code.NOT_FOUND, "No such user.")
+            if rol == ADMIN and await visitor_of(db, user.user) is not None:
+                raise AppError(Code.CONFLICT, "A website visitor cannot be made an admin.")
             if user.is_admin and rol != ADMIN:
                 others = select(func.count()).where(User.rol == ADMIN, User.user != user.user)
                 if not (await db.execute(others)).scalar_one():

@@ -17,6 +17,7 @@ from typing import Any
 from models.conversation import SNOOZED, STATUSES
 from models.message import ADMINS
 from models.user import ADMIN, USER
+from models.visitor import EMAIL_MAX, EXTERNAL_ID_MAX
 from services.errors import AppError, Code, Label
 from services.wire import HISTORY_DEFAULT, HISTORY_LIMIT
 
@@ -285,12 +286,7 @@ class Registration:
     @classmethod
     def parse(cls, data: object, *, min_password: int) -> Registration:
         body = as_object(data, "body")
-        name = body.get("name")
-        if isinstance(name, str):
-            name = name.strip()
-        name = valid_text(name, "name", max_chars=NAME_MAX)
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise refused("%(field)s must not contain control characters.", "name")
+        name = display_name(body.get("name"))
         password = body.get("password")
         if not isinstance(password, str) or not min_password <= len(password) <= PASSWORD_MAX:
             raise refused(
@@ -301,6 +297,20 @@ class Registration:
             )
         valid_text(password, "password", max_chars=PASSWORD_MAX)
         return cls(username=user_name(body.get("username")), name=name, password=password)
+
+
+def display_name(value: object, field: str = "name") -> str:
+    """A display name: 1-100 characters of text without control characters, trimmed first."""
+    if isinstance(value, str):
+        value = value.strip()
+    name = valid_text(value, field, max_chars=NAME_MAX)
+    if _has_control(name):
+        raise refused("%(field)s must not contain control characters.", field)
+    return name
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def path_id(raw: str) -> int:
@@ -469,3 +479,85 @@ def availability(data: object) -> bool:
     if not isinstance(available, bool):
         raise refused("%(field)s must be true or false.", "available")
     return available
+
+
+# -- website visitors ------------------------------------------------------------------------
+
+# Something that looks like an address: a local part, "@", a domain with a dot inside; no
+# spaces, no second "@". Whether it receives mail is not this server's business.
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def email_address(value: object) -> str:
+    if not isinstance(value, str) or len(value) > EMAIL_MAX or not EMAIL.fullmatch(value):
+        raise refused("%(field)s must be an e-mail address.", "email")
+    valid_text(value, "email", max_chars=EMAIL_MAX)
+    if _has_control(value):
+        raise refused("%(field)s must be an e-mail address.", "email")
+    return value
+
+
+@dataclass(frozen=True)
+class VisitorProfile:
+    """What a visitor may say about itself; None: not given (left out or null)."""
+
+    name: str | None
+    email: str | None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> VisitorProfile:
+        name, email = body.get("name"), body.get("email")
+        return cls(
+            name=None if name is None else display_name(name),
+            email=None if email is None else email_address(email),
+        )
+
+
+@dataclass(frozen=True)
+class NewVisitor:
+    """`POST /api/visitors` `{name?, email?}`: an anonymous visitor."""
+
+    profile: VisitorProfile
+
+
+@dataclass(frozen=True)
+class IdentifiedVisitor:
+    """`POST /api/visitors` `{id, name?, email?, hash}`. `hash` is kept as sent (None when not
+    a string): its check is the service's, and a bad one is `bad_credentials`, not `invalid`."""
+
+    external_id: str
+    hash: str | None
+    profile: VisitorProfile
+
+
+@dataclass(frozen=True)
+class VisitorRefresh:
+    """`POST /api/visitors` `{token}`: a fresh token for the visitor of this one."""
+
+    token: str
+
+
+def visitor_request(data: object) -> NewVisitor | IdentifiedVisitor | VisitorRefresh:
+    """Which of the three requests of `POST /api/visitors` this is: `token` asks for a
+    refresh, `id` or `hash` for an identified visitor (never an anonymous one), else a new
+    anonymous visitor."""
+    body = as_object(data, "body")
+    if "token" in body:
+        if any(k in body for k in ("id", "hash", "name", "email")):
+            raise invalid("Send 'token' alone to refresh it.")
+        token = body["token"]
+        if not isinstance(token, str) or not token:
+            raise refused("%(field)s must be a non-empty string.", "token")
+        return VisitorRefresh(token=token)
+    if "id" in body or "hash" in body:
+        external_id = body.get("id")
+        if not isinstance(external_id, str):
+            raise refused("%(field)s must be a string.", "id")
+        valid_text(external_id, "id", max_chars=EXTERNAL_ID_MAX)
+        given = body.get("hash")
+        return IdentifiedVisitor(
+            external_id=external_id,
+            hash=given if isinstance(given, str) else None,
+            profile=VisitorProfile.parse(body),
+        )
+    return NewVisitor(profile=VisitorProfile.parse(body))

@@ -36,6 +36,7 @@ from models.conversation import (
 )
 from models.message import ADMINS, READER_ADMINS, Message, ReadMarker, with_sender_name
 from models.user import ADMIN, USER, Person, User, user_named
+from models.visitor import Visitor
 from services.cluster import Cluster
 from services.errors import AppError, Code, admins_only
 from services.fanout import Fanout
@@ -64,6 +65,9 @@ class Conversation:
     assignee: str | None
     labels: tuple[str, ...]
     snoozed_until: datetime | None
+    visitor: bool = False  # a website visitor (else a registered user)
+    email: str | None = None  # a visitor's e-mail, when it gave one
+    verified: bool = False  # a visitor identified by the site
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,10 @@ class Team:
         rows = (
             await db.execute(
                 with_sender_name(select(Message))
-                .add_columns(c, User.name, User.rol)
+                .add_columns(c, User.name, User.rol, Visitor)
                 .join(c, c.last_message_id == Message.id)
                 .outerjoin(User, User.user == c.user)
+                .outerjoin(Visitor, Visitor.user == c.user)
                 .where(c.user.in_(users))
                 .order_by(c.last_message_id.desc())
             )
@@ -182,7 +187,7 @@ class Team:
             .order_by(ConversationLabel.label)
         ):
             labels.setdefault(conversation, []).append(label)
-        online = await self.cluster.online([state.user for _, state, _, _ in rows])
+        online = await self.cluster.online([row[1].user for row in rows])
         return [
             Conversation(
                 user=state.user,
@@ -195,8 +200,11 @@ class Team:
                 assignee=state.assignee,
                 labels=tuple(labels.get(state.user, ())),
                 snoozed_until=state.snoozed_until,
+                visitor=visitor is not None,
+                email=None if visitor is None else visitor.email,
+                verified=visitor is not None and bool(visitor.verified),
             )
-            for message, state, name, rol in rows
+            for message, state, name, rol, visitor in rows
         ]
 
     # -- changes by admins -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from models.conversation import CannedResponse
 from models.message import ADMINS, StoredMessage
 from models.user import User
+from models.visitor import Visitor
 
 if TYPE_CHECKING:
     from services.team import AdminState, Conversation
@@ -48,6 +49,16 @@ def user_to_wire(user: User) -> dict[str, str]:
     return {"user": user.user, "name": user.name, "rol": user.rol}
 
 
+def visitor_to_wire(user: User, visitor: Visitor) -> dict[str, Any]:
+    """The `user` of `POST /api/visitors`: a user with what makes it a visitor."""
+    return {
+        **user_to_wire(user),
+        "visitor": True,
+        "verified": bool(visitor.verified),
+        "email": visitor.email,
+    }
+
+
 def canned_to_wire(canned: CannedResponse) -> dict[str, Any]:
     return {"id": canned.id, "shortcut": canned.shortcut, "text": canned.text}
 
@@ -66,8 +77,7 @@ def message_to_wire(message: StoredMessage) -> dict[str, Any]:
 
 
 def conversation_to_wire(c: Conversation) -> dict[str, Any]:
-    """A `Conversation`. `visitor`, `email` and `verified` are those of a registered user
-    (website visitors are not served yet)."""
+    """A `Conversation`."""
     return {
         "user": c.user,
         "name": c.name,
@@ -79,9 +89,9 @@ def conversation_to_wire(c: Conversation) -> dict[str, Any]:
         "assignee": c.assignee,
         "labels": list(c.labels),
         "snoozed_until": None if c.snoozed_until is None else iso(c.snoozed_until),
-        "visitor": False,
-        "email": None,
-        "verified": False,
+        "visitor": c.visitor,
+        "email": c.email,
+        "verified": c.verified,
     }
 
 

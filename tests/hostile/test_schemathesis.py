@@ -25,7 +25,14 @@ def test_every_api_route_answers_as_its_openapi_document_says(tmp_path: Path) ->
         if REQUIRE:
             pytest.fail("schemathesis is not installed (requirements-dev.txt)")
         pytest.skip("schemathesis is not installed")
-    env = clean_env(LOGIN_FAILURES_PER_MINUTE="100000", MSG_RATE="0", REGISTRATIONS_PER_HOUR="0")
+    env = clean_env(
+        LOGIN_FAILURES_PER_MINUTE="100000",
+        MSG_RATE="0",
+        REGISTRATIONS_PER_HOUR="0",
+        VISITORS_PER_HOUR="0",
+        WIDGET_ORIGINS="https://shop.example",
+        WIDGET_SECRET="a-widget-secret-of-at-least-32-bytes",
+    )
     server = str(ROOT / "server.py")
     subprocess.run(
         [sys.executable, server, "adduser", "boss", "--name", "Boss", "--admin"],
@@ -64,6 +71,8 @@ def test_every_api_route_answers_as_its_openapi_document_says(tmp_path: Path) ->
                     "/api/reports",
                     "--exclude-path",
                     "/api/conversations/{user}",
+                    "--exclude-path",
+                    "/api/visitors",
                 ),
                 # Rules OpenAPI cannot state, so that well-formed requests may still be refused
                 # (400): the reports' period (`from` before `to`, at most 366 days apart), and a
@@ -78,6 +87,9 @@ def test_every_api_route_answers_as_its_openapi_document_says(tmp_path: Path) ->
                     "/api/reports",
                     "--include-path",
                     "/api/conversations/{user}",
+                    # and a visitor's `hash` and `token`, which must be right, not well-formed
+                    "--include-path",
+                    "/api/visitors",
                     "--exclude-checks",
                     "positive_data_acceptance",
                 ),

@@ -679,6 +679,7 @@ ROUTE_ERRORS = {
     ("/api/login", "post"): {400, 401, 415, 429},
     ("/api/logout", "post"): {401, 415},
     ("/api/register", "post"): {400, 409, 415, 429},
+    ("/api/visitors", "post"): {400, 401, 403, 404, 415, 429},
     ("/api/me", "get"): {401},
     ("/api/messages", "get"): {400, 401, 403, 404},
     ("/api/conversations", "get"): {400, 401, 403},

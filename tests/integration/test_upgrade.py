@@ -1,38 +1,50 @@
 """A database made by the first release (revision 0001, messages and no team state) upgrades in
 place: every user with messages gets one open, unassigned conversation whose activity is its
-newest message, and the server then serves and changes it like any other."""
+newest message, and the server then serves and changes it like any other. One made by the
+second (0002, the team's workflow) gets the visitors' table; its users stay registered users."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 from config.settings import parse_database_url
 from models.db import MIGRATIONS, make_engine
-from tests.conftest import StackFactory, _fresh_server_database, service_url
+from tests.conftest import FAST_HASHER, PASSWORD, StackFactory, _fresh_server_database, service_url
 
 
-def _to_0001(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "0001")
+def _to(revision: str) -> Callable[[Connection], None]:
+    def upgrade(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    return upgrade
 
 
-async def database_at_0001(kind: str, tmp_path: Path) -> str:
+async def database_at(kind: str, tmp_path: Path, revision: str) -> str:
     if kind == "sqlite":
         url = parse_database_url(f"sqlite:///{tmp_path / 'old.db'}")
     else:
         url = await _fresh_server_database(kind, service_url(kind))
     engine = make_engine(url)
     async with engine.connect() as conn:
-        await conn.run_sync(_to_0001)
+        await conn.run_sync(_to(revision))
         await conn.commit()
+    await engine.dispose()
+    return url
+
+
+async def database_at_0001(kind: str, tmp_path: Path) -> str:
+    url = await database_at(kind, tmp_path, "0001")
+    engine = make_engine(url)
     rows: list[dict[str, Any]] = [
         {"s": "boss", "r": "ana", "c": "ana", "t": "we wrote first"},  # 1
         {"s": "ana", "r": "admins", "c": "ana", "t": "hello"},  # 2
@@ -102,3 +114,45 @@ async def test_a_0001_database_upgrades_with_one_open_conversation_per_user(
     )
     assert r.json()["conversations"][0]["user"] == "cid"
     assert r.json()["conversations"][0]["last_message"]["text"] == "now me"
+
+
+@pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)  # its database is ours
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb", "postgresql"])
+async def test_a_0002_database_upgrades_with_its_users_registered_and_visitors_served(
+    kind: str, tmp_path: Path, make_stack: StackFactory
+) -> None:
+    if kind != "sqlite":
+        service_url(kind)
+    url = await database_at(kind, tmp_path, "0002")
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        # Positional: "user" is a reserved word on PostgreSQL.
+        await conn.execute(
+            text("INSERT INTO usuarios VALUES (:u, :n, 'user', :p)"),
+            {"u": "ana", "n": "Ana", "p": FAST_HASHER.hash(PASSWORD)},
+        )
+    await engine.dispose()
+    stack = await make_stack(
+        database_url=url, widget_origins=("https://shop.example",)
+    )  # the server migrates at start
+    engine = make_engine(url)
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    await engine.dispose()
+    assert "visitors" in tables and version == "0003"
+
+    boss = await stack.register("boss", "Boss", admin=True)
+    ana = await stack.connect(await stack.login("ana"))
+    assert (await ana.call("mensaje_privado", {"text": "still here"}))["ok"]
+    assert stack.http is not None
+    r = await stack.http.post("/api/visitors", json={"email": "new@example.com"})
+    assert r.status_code == 201, r.text
+    newcomer = r.json()["user"]["user"]
+    visitor = await stack.connect(r.json()["token"])
+    assert (await visitor.call("mensaje_privado", {"text": "new here"}))["ok"]
+    r = await stack.http.get("/api/conversations", headers={"Authorization": f"Bearer {boss}"})
+    found = {
+        c["user"]: (c["visitor"], c["email"], c["verified"]) for c in r.json()["conversations"]
+    }
+    assert found == {"ana": (False, None, False), newcomer: (True, "new@example.com", False)}
