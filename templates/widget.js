@@ -41,7 +41,9 @@
     "height:min(600px,calc(100vh - 108px));border-radius:12px;overflow:hidden;background:#fff;" +
     "box-shadow:0 4px 24px rgba(0,0,0,.3)}" +
     ".panel iframe{border:0;width:100%;height:100%;display:block}" +
-    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;height:100dvh;border-radius:0}}";
+    // On a phone the open chat takes the screen, with its own Close button.
+    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;height:100dvh;border-radius:0}" +
+    ".launcher.open{display:none}}";
 
   var host = document.createElement("supportchat-widget");
   var root = host.attachShadow({ mode: "open" });
@@ -92,6 +94,25 @@
 
   var isOpen = false;
   var unread = 0;
+  // Where the frame's token is kept when the browser refuses the frame storage of its own.
+  var KEEP = "supportchat:widget:" + server;
+
+  function keep(token) {
+    try {
+      if (typeof token === "string" && token.length <= 4096) localStorage.setItem(KEEP, token);
+      else if (token === null) localStorage.removeItem(KEEP);
+    } catch (e) {
+      // no storage here either: the chat lasts this page view
+    }
+  }
+
+  function kept() {
+    try {
+      return localStorage.getItem(KEEP);
+    } catch (e) {
+      return null;
+    }
+  }
 
   function label() {
     if (isOpen) return text.close;
@@ -103,6 +124,7 @@
     badge.textContent = unread > 99 ? "99+" : String(unread);
     button.setAttribute("aria-label", label());
     button.setAttribute("aria-expanded", String(isOpen));
+    button.className = isOpen ? "launcher open" : "launcher";
     panel.hidden = !isOpen;
   }
 
@@ -130,12 +152,14 @@
     var data = event.data;
     if (!data || typeof data !== "object" || data.supportchat !== 1) return;
     if (data.type === "ready") {
-      tell({ type: "hello", user: identity, open: isOpen });
+      tell({ type: "hello", user: identity, open: isOpen, kept: kept() });
     } else if (data.type === "unread" && typeof data.count === "number") {
       unread = isOpen ? 0 : Math.max(0, Math.min(data.count, 100000) | 0);
       show();
     } else if (data.type === "close") {
       setOpen(false);
+    } else if (data.type === "keep") {
+      keep(data.token);
     }
   });
 

@@ -1,7 +1,8 @@
 // The widget's frame: the conversation of /chat, for a website visitor, inside a site of
 // WIDGET_ORIGINS. The host page (widget.js there) and this frame talk by postMessage only,
 // each checking the other's origin and window; the host page sends the identity it was given
-// (window.supportchat.user) and open/close, this frame sends its unread count and "close".
+// (window.supportchat.user), open/close and the token it keeps for this frame (see `kept`);
+// this frame sends its unread count, "close", and "keep" when it cannot store its token.
 //
 // Browsers block cookies in other sites' frames: the visitor's token lives in this frame's
 // own storage and goes as a bearer token. A visitor who never opens the chat costs the server
@@ -15,30 +16,45 @@ const TOKEN_KEY = "supportchat:widget:token";
 const errorEl = document.getElementById("widget-error");
 const words = document.getElementById("widget-i18n").dataset;
 
+/**
+ * The visitor's token: in this frame's own localStorage. Browsers that refuse storage to other
+ * sites' frames (Chromium's incognito windows, Brave, any browser told to block third-party
+ * cookies) get it kept by the host page instead, in its own storage under this server's name,
+ * and handed back at every load ("hello"); without either, it lasts this page view.
+ */
 const kept = {
-  memory: null, // when storage is refused: this page view only
-  get() {
+  memory: null,
+  own: null, // whether this frame may use its own storage (found out on first use)
+  storage() {
     try {
-      return window.localStorage.getItem(TOKEN_KEY) ?? this.memory;
+      const storage = window.localStorage;
+      storage.getItem(TOKEN_KEY);
+      return storage;
     } catch {
-      return this.memory;
+      return null;
     }
+  },
+  get() {
+    return this.storage()?.getItem(TOKEN_KEY) ?? this.memory;
   },
   set(token) {
     this.memory = token;
+    const storage = this.storage();
     try {
-      window.localStorage.setItem(TOKEN_KEY, token);
+      if (storage) {
+        storage.setItem(TOKEN_KEY, token);
+        return;
+      }
     } catch {
-      // storage refused or full: kept in memory
+      // full: the host page keeps it
     }
+    tell({ type: "keep", token });
   },
   remove() {
     this.memory = null;
-    try {
-      window.localStorage.removeItem(TOKEN_KEY);
-    } catch {
-      // nothing to do
-    }
+    const storage = this.storage();
+    if (storage) storage.removeItem(TOKEN_KEY);
+    else tell({ type: "keep", token: null });
   },
 };
 
@@ -172,6 +188,7 @@ window.addEventListener("message", (event) => {
   if (data.type === "hello" && !greeted) {
     greeted = true;
     identity = identityFrom(data.user);
+    if (typeof data.kept === "string" && data.kept.length <= 4096) kept.memory = data.kept;
     // A returning or identified visitor connects at once (the unread count needs it).
     if (identity || (!REQUIRED && kept.get())) ensureStarted().catch(() => {});
     if (data.open === true) opened();

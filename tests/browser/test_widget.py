@@ -43,7 +43,9 @@ class HostSite:
     def origin(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def page(self, name: str, server: str, *, user: dict[str, str] | None = None, locale: str = "") -> str:
+    def page(
+        self, name: str, server: str, *, user: dict[str, str] | None = None, locale: str = ""
+    ) -> str:
         """Serve a page that includes the widget from `server`; its URL."""
         config = ""
         if user is not None:
@@ -67,6 +69,9 @@ class _HostPage(tornado.web.RequestHandler):
         self.site = site
 
     def get(self, name: str) -> None:
+        if name == "favicon.ico":
+            self.set_status(204)  # no icon: no 404 in the console
+            return
         if name not in self.site.pages:
             raise tornado.web.HTTPError(404)
         self.finish(self.site.pages[name])
@@ -74,7 +79,7 @@ class _HostPage(tornado.web.RequestHandler):
 
 async def _host_site() -> tuple[HostSite, object]:
     site = HostSite(free_port())
-    app = tornado.web.Application([(r"/([a-z0-9-]+)", _HostPage, {"site": site})])
+    app = tornado.web.Application([(r"/([a-z0-9.-]+)", _HostPage, {"site": site})])
     server = app.listen(site.port, address="127.0.0.1")
     return site, server
 
@@ -89,9 +94,7 @@ async def site() -> AsyncIterator[HostSite]:
 @pytest.fixture
 async def stack(make_stack: StackFactory, site: HostSite) -> Stack:
     """The server, with the widget on for `site` only."""
-    return await make_stack(
-        widget_origins=(site.origin,), widget_secret=Secret(WIDGET_SECRET)
-    )
+    return await make_stack(widget_origins=(site.origin,), widget_secret=Secret(WIDGET_SECRET))
 
 
 def signed(user_id: str, **more: str) -> dict[str, str]:
@@ -161,7 +164,9 @@ async def test_anonymous_visitor_chats_reloads_and_keeps_the_conversation(
     await expect(reply).to_contain_text("Sam Agent")  # the admin's display name, never the login
 
     # The host page's styles stay out: the launcher keeps its own colours.
-    colour = await button.evaluate("b => getComputedStyle(b).backgroundColor")
+    colour = await visitor.page.locator("supportchat-widget .launcher").evaluate(
+        "b => getComputedStyle(b).backgroundColor"
+    )
     assert colour == "rgb(36, 86, 199)", colour
 
     # A reload of the site keeps the visitor and the conversation (its token is in the frame).
@@ -298,7 +303,9 @@ async def test_the_frame_refuses_to_be_framed_by_another_site_even_when_asked_fo
     other, server = await _host_site()
     try:
         target = f"{stack.url}/widget?origin={site.origin}"
-        other.pages["frames"] = f'<iframe title="Support chat" src="{html.escape(target)}"></iframe>'
+        other.pages["frames"] = (
+            f'<iframe title="Support chat" src="{html.escape(target)}"></iframe>'
+        )
         tab = await ui.tab(locale=LOCALES["en"])
         await tab.page.goto(f"{other.origin}/frames")
         await tab.page.wait_for_timeout(1500)
