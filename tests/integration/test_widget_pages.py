@@ -115,3 +115,21 @@ async def test_a_widget_site_gets_no_cors_and_cannot_open_sockets(widget: Stack)
     refused = await widget.try_connect(headers={"Origin": SHOP})
     assert refused is not None
     assert await widget.try_connect(headers={"Origin": widget.url}) is not None  # no token
+
+
+async def test_a_visitor_token_is_useless_for_the_team_pages_and_routes(widget: Stack) -> None:
+    assert widget.http is not None
+    r = await widget.http.post("/api/visitors", json={})
+    assert r.status_code == 201, r.text
+    auth = {"Authorization": f"Bearer {r.json()['token']}"}
+    for path in ("/admin", "/admin/reports"):
+        page = await widget.http.get(path, headers=auth, follow_redirects=False)
+        assert page.status_code == 403, path
+    async with httpx.AsyncClient(base_url=widget.url, cookies={"token": r.json()["token"]}) as c:
+        assert (await c.get("/admin", follow_redirects=False)).status_code == 403
+    for path in ("/api/conversations", "/api/admins", "/api/reports", "/api/canned-responses"):
+        assert (await widget.http.get(path, headers=auth)).status_code == 403, path
+    # Its own conversation, and nothing else, is open to it.
+    assert (await widget.http.get("/api/messages", headers=auth)).status_code == 200
+    other = await widget.http.get("/api/messages", params={"with": "someone"}, headers=auth)
+    assert other.status_code == 403
