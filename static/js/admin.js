@@ -2,6 +2,7 @@
 // presence, status, assignee and labels), kept live by the `conversation` event; the open
 // conversation with the team's controls (assignee, resolve or reopen, snooze, labels), replies,
 // private notes and canned responses; the admin's availability; announcements; role changes.
+import { attachmentsOf, attachmentsOfMessage, composerUploads } from "./attachments.js";
 import { bindCannedPicker } from "./canned.js";
 import {
   Outbox,
@@ -122,8 +123,11 @@ const thread = new Thread(log, {
   nameOf: nameOfMessage,
   olderButton: document.getElementById("older"),
   onOlderLoaded: (messages) => messages.forEach(learnName),
+  extras: attachmentsOfMessage,
 });
 const typing = new TypingIndicator(document.getElementById("typing"), nameOf);
+// Files chosen for the open conversation's next message (dropped anywhere on it).
+const uploads = composerUploads(log.closest(".thread"));
 
 // ---- filters ---------------------------------------------------------------------------------
 
@@ -248,7 +252,8 @@ function renderEntry(c) {
   if (c.last) {
     let who = c.last.from === me ? `${t("you")}: ` : c.last.to === ADMINS ? "" : `${nameOfMessage(c.last)}: `;
     if (c.last.note === true) who = `${t("privateNote")} · ${who}`;
-    const preview = el("span", "preview", who + c.last.text.slice(0, 140));
+    const body = c.last.text || attachmentsOf(c.last).map((a) => a.name).join(", ");
+    const preview = el("span", "preview", who + body.slice(0, 140));
     preview.setAttribute("aria-hidden", "true"); // shown in the log once opened
     parts.push(preview);
   }
@@ -615,6 +620,7 @@ async function openConversation(user) {
   if (previous !== user) {
     composer.stopTyping();
     noteCheck.checked = false; // a note is chosen for one conversation at a time
+    uploads.clear(); // and files: never sent to someone else than they were chosen for
     form.classList.remove("is-note");
     showResult("");
   }
@@ -748,8 +754,9 @@ const composer = bindComposer(socket, {
   counter: document.getElementById("composer-count"),
   target: () => (openUser ? { to: openUser, note: noteCheck.checked } : null),
   draft: () => (openUser ? `draft:${openUser}` : null),
-  onSend: ({ to, note }, text) => {
-    const entry = outbox.add(to, text, { note });
+  uploads,
+  onSend: ({ to, note }, text, attachments) => {
+    const entry = outbox.add(to, text, { note, attachments });
     thread.addPending(entry, outbox.state);
     outbox.kick();
   },

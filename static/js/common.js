@@ -289,9 +289,11 @@ function timeEl(iso) {
  * still on their way kept at the bottom until the server has stored them.
  */
 export class Thread {
-  constructor(log, { nameOf, olderButton = null, emptyNote = null, onOlderLoaded = null }) {
+  /** `extras(message)`: what to show under a message's text (its attachments), or null. */
+  constructor(log, { nameOf, olderButton = null, emptyNote = null, onOlderLoaded = null, extras = () => null }) {
     this.log = log;
     this.nameOf = nameOf;
+    this.extras = extras;
     this.olderButton = olderButton;
     this.emptyNote = emptyNote;
     this.onOlderLoaded = onOlderLoaded;
@@ -395,8 +397,16 @@ export class Thread {
     if (message.note === true) markPrivate(li, meta);
     meta.append(el("span", "sender", mine ? t("you") : this.nameOf(message)), timeEl(message.created_at));
     if (mine) meta.append(el("span", "state", t("sent")));
-    li.append(meta, el("p", "text", message.text));
+    this.fill(li, meta, message);
     return li;
+  }
+
+  /** A message's parts: its meta line, its text (none for attachments alone), its extras. */
+  fill(li, meta, message) {
+    li.append(meta);
+    if (message.text) li.append(el("p", "text", message.text));
+    const extra = this.extras(message);
+    if (extra) li.append(extra);
   }
 
   /** Show a stored message once, in id order. True when it was not shown before. */
@@ -438,7 +448,7 @@ export class Thread {
     const meta = el("div", "meta");
     if (entry.note === true) markPrivate(li, meta);
     meta.append(el("span", "sender", t("you")), el("span", "state", ""));
-    li.append(meta, el("p", "text", entry.text));
+    this.fill(li, meta, entry);
     this.pending.set(entry.id, { li });
     this.setState(entry.id, state);
     this.log.append(li);
@@ -537,11 +547,13 @@ export class Outbox {
     return this.socket.connected ? "sending" : "waiting";
   }
 
-  /** Keep a new message (`to` undefined: to the team; `note`: a private note); `kick()` sends it. */
-  add(to, text, { note = false } = {}) {
+  /** Keep a new message (`to` undefined: to the team; `note`: a private note; `attachments`:
+   * uploads to send with it); `kick()` sends it. */
+  add(to, text, { note = false, attachments = [] } = {}) {
     const entry = { id: newClientId(), text };
     if (to !== undefined) entry.to = to;
     if (note) entry.note = true;
+    if (attachments.length > 0) entry.attachments = attachments;
     this.save([...this.entries(), entry]);
     return entry;
   }
@@ -572,6 +584,7 @@ export class Outbox {
     const payload = { text: entry.text, client_msg_id: entry.id };
     if (entry.to !== undefined) payload.to = entry.to;
     if (entry.note === true) payload.note = true;
+    if (Array.isArray(entry.attachments)) payload.attachments = entry.attachments.map((a) => a.id);
     this.socket.timeout(ACK_TIMEOUT_MS).emit("mensaje_privado", payload, (err, ack) => {
       this.answered(entry, attempt, err ? null : ack);
     });
@@ -617,9 +630,10 @@ export function charCount(text) {
 const numberFormat = new Intl.NumberFormat();
 const COUNT_FROM = 0.9; // the counter shows past 90% of the limit
 
-/** Why `text` cannot be sent ("" when it can), for a message or an announcement. */
-export function refusal(text, { empty }) {
-  if (text.trim() === "") return t(empty);
+/** Why `text` cannot be sent ("" when it can), for a message or an announcement; `alone`:
+ * it has attachments, so it may be empty. */
+export function refusal(text, { empty, alone = false }) {
+  if (text.trim() === "" && !alone) return t(empty);
   const count = charCount(text);
   if (count > MAX_CHARS) {
     return t("tooLong", { count: numberFormat.format(count), max: numberFormat.format(MAX_CHARS) });
@@ -654,7 +668,7 @@ export function bindCounter(box, counter) {
  * `draft()` names where the box's text is kept until it is sent (null: not kept). A blank or too
  * long message is refused with a message, and stays in the box.
  */
-export function bindComposer(socket, { form, textarea, errorEl, counter, target, draft, onSend }) {
+export function bindComposer(socket, { form, textarea, errorEl, counter, target, draft, onSend, uploads = null }) {
   let lastTyping = 0;
   const updateCount = bindCounter(textarea, counter);
 
@@ -709,7 +723,12 @@ export function bindComposer(socket, { form, textarea, errorEl, counter, target,
       showError(t("openFirst"));
       return;
     }
-    const why = refusal(text, { empty: "writeFirst" });
+    if (uploads?.busy) {
+      showError(t("waitForUploads"));
+      return;
+    }
+    const files = uploads ? uploads.ready() : [];
+    const why = refusal(text, { empty: "writeFirst", alone: files.length > 0 });
     if (why) {
       showError(why);
       textarea.focus();
@@ -717,7 +736,8 @@ export function bindComposer(socket, { form, textarea, errorEl, counter, target,
     }
     stopTyping();
     errorEl.hidden = true;
-    onSend(where, text);
+    onSend(where, text, files);
+    uploads?.clear();
     textarea.value = "";
     keepDraft();
     updateCount();

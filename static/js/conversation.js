@@ -1,4 +1,5 @@
 // A user's conversation with the support team: the page /chat and the website widget.
+import { attachmentsOfMessage, composerUploads } from "./attachments.js";
 import {
   Outbox,
   PAGE_SIZE,
@@ -44,6 +45,7 @@ export async function startConversation({
     olderButton: document.getElementById("older"),
     emptyNote: document.getElementById("empty"),
     onOlderLoaded: (messages) => messages.forEach(learnName),
+    extras: attachmentsOfMessage,
   });
   const typing = new TypingIndicator(document.getElementById("typing"), nameOfTeammate);
 
@@ -117,8 +119,9 @@ export async function startConversation({
     counter: document.getElementById("composer-count"),
     target: () => ({ to: undefined }),
     draft: () => "draft",
-    onSend: (_where, text) => {
-      const entry = outbox.add(undefined, text);
+    uploads: composerUploads(log.closest(".thread")),
+    onSend: (_where, text, attachments) => {
+      const entry = outbox.add(undefined, text, { attachments });
       thread.addPending(entry, outbox.state);
       outbox.kick();
     },
