@@ -1,5 +1,6 @@
 """Database models, engine and migrations."""
 
+from models.attachment import Attachment
 from models.conversation import (
     Agent,
     AssignmentLock,
@@ -15,6 +16,7 @@ from models.user import User
 __all__ = [
     "Agent",
     "AssignmentLock",
+    "Attachment",
     "Base",
     "CannedResponse",
     "ConversationEvent",

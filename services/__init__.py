@@ -28,7 +28,9 @@ from services.presence import Connections
 from services.relay import LagSource, RelayGate
 from services.replay import stored_since
 from services.reports import Reports
+from services.storage import make_store
 from services.team import Team
+from services.uploads import Uploads
 from services.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class Services:
     team: Team
     canned: CannedResponses
     reports: Reports
+    uploads: Uploads
 
     @classmethod
     def build(
@@ -71,17 +74,22 @@ class Services:
         limits: MessageLimit
         failures: AttemptWindow
         registrations: AttemptWindow
+        uploads: AttemptWindow
         if redis is None:
             cluster = LocalCluster()
             limits = TokenBuckets(settings.msg_rate, settings.msg_burst)
             failures = SlidingWindow(settings.login_failures_per_minute, 60.0)
             registrations = SlidingWindow(settings.registrations_per_hour, 3600.0)
+            uploads = SlidingWindow(settings.uploads_per_minute, 60.0)
         else:
             cluster = RedisCluster(redis, prefix)
             limits = RedisTokenBuckets(redis, prefix, settings.msg_rate, settings.msg_burst)
             failures = RedisSlidingWindow(redis, prefix, settings.login_failures_per_minute, 60.0)
             registrations = RedisSlidingWindow(
                 redis, prefix, settings.registrations_per_hour, 3600.0, kind="registrations"
+            )
+            uploads = RedisSlidingWindow(
+                redis, prefix, settings.uploads_per_minute, 60.0, kind="uploads"
             )
         connections = Connections()
         broker = getattr(emitter, "manager", None)
@@ -130,6 +138,7 @@ class Services:
             team,
             canned,
             Reports(sessions),
+            Uploads(settings, sessions, store=make_store(settings), window=uploads),
         )
 
     async def start(self) -> None:
@@ -137,8 +146,10 @@ class Services:
         await self.cluster.start(self.on_control)
         self.relay.start()
         self.team.start()
+        self.uploads.start()
 
     async def close(self) -> None:
+        await self.uploads.close()
         await self.team.close()
         await self.chat.writer.close()
         await self.relay.close()
