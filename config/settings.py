@@ -220,7 +220,7 @@ def load_settings(
         uploads_per_minute=get("UPLOADS_PER_MINUTE", _int_in(0, 1_000_000), 30),
         s3_endpoint_url=get("S3_ENDPOINT_URL", _url_parser("http", "https"), None),
         aws_access_key_id=get("AWS_ACCESS_KEY_ID", _key_id, None),
-        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY", _token, None),
+        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY", _secret_key, None),
         aws_region=get("AWS_REGION", _region, None),
     )
 
@@ -439,6 +439,10 @@ def _key_id(raw: str) -> str:
     if not 1 <= len(raw) <= 128 or any(c.isspace() or not c.isprintable() for c in raw):
         raise ValueError("expected 1-128 printable characters without spaces")
     return raw
+
+
+def _secret_key(raw: str) -> Secret:
+    return Secret(_key_id(raw))
 
 
 def _region(raw: str) -> str:
