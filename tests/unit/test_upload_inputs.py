@@ -64,6 +64,7 @@ def test_attachment_ids_are_at_most_ten_distinct_upload_ids():
     assert attachment_ids([]) == ()
     ten = [f"{i:02d}{ID[2:]}" for i in range(10)]
     assert attachment_ids(ten) == tuple(ten)
+    bad: object
     for bad in ([*ten, "x" * 22], [ID, ID], [ID[:-1]], [ID + "A"], ["../" + ID[3:]], [1], ID, {}):
         with pytest.raises(AppError) as caught:
             attachment_ids(bad)
