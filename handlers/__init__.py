@@ -44,7 +44,7 @@ def make_app(
         (r"/api/reports", api.ReportsApi, s),
         (r"/api/uploads", uploads.UploadsApi, s),
         (r"/api/uploads/([A-Za-z0-9_-]+)", uploads.UploadApi, s),
-        (r"/api/uploads/([A-Za-z0-9_-]+)/(thumbnail)", uploads.UploadApi, s),
+        (r"/api/uploads/([A-Za-z0-9_-]+)/thumbnail", uploads.UploadApi, {**s, "thumbnail": True}),
         (r"/api/.*", api.UnknownApi, s),
         (r"/healthz", ops.HealthHandler, s),
         (r"/metrics", ops.MetricsHandler, s),

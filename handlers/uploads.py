@@ -10,6 +10,7 @@ from tornado.http1connection import HTTP1Connection
 
 from handlers.base import ApiHandler
 from handlers.listen import BODY_TIMEOUT
+from services import Services
 from services.errors import AppError, Code
 from services.inputs import declared_length, media_type, upload_id, upload_name
 from services.uploads import Incoming, UploadRequest
@@ -88,9 +89,13 @@ class UploadApi(ApiHandler):
 
     csp = SERVED_CSP
 
-    async def get(self, raw_id: str, part: str | None = None) -> None:
+    def initialize(self, services: Services, thumbnail: bool = False) -> None:
+        super().initialize(services)
+        self.thumbnail = thumbnail
+
+    async def get(self, raw_id: str) -> None:
         found = await self.services.uploads.find(self.me, upload_id(raw_id))
-        if part is None:
+        if not self.thumbnail:
             key, content_type = found.storage_key, found.content_type
             name, inline = found.name, found.is_image
         else:
@@ -110,7 +115,7 @@ class UploadApi(ApiHandler):
             return
         self.set_header("Content-Type", content_type)
         self.set_header("Content-Disposition", disposition)
-        if part is None:
+        if not self.thumbnail:
             self.set_header("Content-Length", str(found.size))
         async for chunk in self.services.uploads.read(key):
             self.write(chunk)
