@@ -120,6 +120,14 @@ http {{
             proxy_next_upstream off;  # a session lives on one worker: never replay elsewhere
         }}
 
+        # Uploads: the worker limits the body itself (UPLOAD_MAX_BYTES, a JSON 413 as soon as it
+        # is known) and holds one read of it at a time; nginx passes it on as it comes.
+        location = /api/uploads {{
+            client_max_body_size 0;
+            proxy_request_buffering off;
+            proxy_pass http://supportchat_any;
+        }}
+
         location / {{
             proxy_pass http://supportchat_any;
         }}

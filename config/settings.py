@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import filetype
 from dotenv import dotenv_values
 
 T = TypeVar("T")
@@ -22,7 +23,19 @@ _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _WORKER_ID = re.compile(r"[A-Za-z0-9]{1,32}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-_HIDDEN = ("JWT_SECRET", "METRICS_TOKEN", "WIDGET_SECRET")
+_HIDDEN = ("JWT_SECRET", "METRICS_TOKEN", "WIDGET_SECRET", "AWS_SECRET_ACCESS_KEY")
+_REGION = re.compile(r"[a-z0-9-]{1,32}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^_.+\-]*")
+MIB = 1024 * 1024
+DEFAULT_UPLOAD_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+)
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "mysql": "mysql+aiomysql",
@@ -57,6 +70,17 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where attachments' bytes go: `kind` "file" with `location` a directory (relative to the
+    SQLite database's directory, else to the working directory), or "s3" with `location` the
+    bucket and `prefix` the start of every key."""
+
+    kind: str
+    location: str
+    prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,14 @@ class Settings:
     widget_identity: str = "optional"  # or "required": no anonymous visitors
     visitor_ttl_seconds: float = 30 * 86400.0
     visitors_per_hour: int = 20  # new anonymous visitors per client address
+    storage: Storage = field(default_factory=lambda: Storage("file", "uploads"))
+    upload_max_bytes: int = 10 * MIB
+    upload_types: tuple[str, ...] = DEFAULT_UPLOAD_TYPES
+    uploads_per_minute: int = 30  # per user
+    s3_endpoint_url: str | None = None  # another S3-compatible store than AWS
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: Secret | None = field(default=None, repr=False)
+    aws_region: str | None = None
 
     @property
     def widget(self) -> bool:
@@ -149,6 +181,7 @@ def load_settings(
     widget_identity = get("WIDGET_IDENTITY", _one_of("optional", "required"), "optional")
     if widget_identity == "required" and widget_secret is None:
         raise SettingsError("WIDGET_IDENTITY: required needs WIDGET_SECRET (at least 32 bytes)")
+    storage = get("STORAGE_URL", _storage, Storage("file", "uploads"))
     return Settings(
         port=get("PORT", _int_in(1, 65535), 3000),
         host=get("HOST", _host, "127.0.0.1"),
@@ -181,6 +214,14 @@ def load_settings(
         widget_identity=widget_identity,
         visitor_ttl_seconds=get("VISITOR_TTL", _duration, 30 * 86400.0),
         visitors_per_hour=get("VISITORS_PER_HOUR", _int_in(0, 1_000_000), 20),
+        storage=storage,
+        upload_max_bytes=get("UPLOAD_MAX_BYTES", _size, 10 * MIB),
+        upload_types=get("UPLOAD_TYPES", _media_types, DEFAULT_UPLOAD_TYPES),
+        uploads_per_minute=get("UPLOADS_PER_MINUTE", _int_in(0, 1_000_000), 30),
+        s3_endpoint_url=get("S3_ENDPOINT_URL", _url_parser("http", "https"), None),
+        aws_access_key_id=get("AWS_ACCESS_KEY_ID", _key_id, None),
+        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY", _secret_key, None),
+        aws_region=get("AWS_REGION", _region, None),
     )
 
 
@@ -332,3 +373,79 @@ def _log_level(raw: str) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
     return level
+
+
+def _storage(raw: str) -> Storage:
+    if raw.startswith("file:"):
+        directory = raw[len("file:") :]
+        if directory.startswith("//"):  # file:///srv/uploads
+            directory = directory[2:]
+        if not directory or "\x00" in directory:
+            raise ValueError("expected file:<directory> or s3://<bucket>/<prefix>")
+        return Storage("file", directory)
+    parts = urlsplit(raw)
+    if parts.scheme == "s3" and _BUCKET.fullmatch(parts.netloc or ""):
+        prefix = parts.path.strip("/")
+        if not parts.query and not parts.fragment and "//" not in prefix:
+            return Storage("s3", parts.netloc, f"{prefix}/" if prefix else "")
+    raise ValueError("expected file:<directory> or s3://<bucket>/<prefix>")
+
+
+_SIZE = re.compile(r"(\d+)\s*(b|kib|mib|gib|kb|mb|gb|k|m|g)?", re.IGNORECASE)
+_SIZE_UNITS = {
+    None: 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": MIB,
+    "mib": MIB,
+    "mb": 1000**2,
+    "g": 1024 * MIB,
+    "gib": 1024 * MIB,
+    "gb": 1000**3,
+}
+
+
+def _size(raw: str) -> int:
+    """A number of bytes, alone or with a unit: 10485760, 10MiB, 10M (binary), 10MB."""
+    match = _SIZE.fullmatch(raw)
+    value = (
+        None
+        if match is None
+        else int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower() or None]
+    )
+    if value is None or not 1 <= value <= 4 * 1024 * MIB:
+        raise ValueError("expected a size from 1 byte to 4GiB, such as 10485760, 10MiB or 20MB")
+    return value
+
+
+def recognised_types() -> frozenset[str]:
+    """The media types whose content the server can tell from its bytes (`UPLOAD_TYPES`)."""
+    return frozenset({t.mime for t in filetype.types} | {"text/plain"})
+
+
+def _media_types(raw: str) -> tuple[str, ...]:
+    types = tuple(dict.fromkeys(t.strip().lower() for t in raw.split(",") if t.strip()))
+    if not types or not all(_MEDIA_TYPE.fullmatch(t) for t in types):
+        raise ValueError("expected comma-separated media types such as image/png,text/plain")
+    unknown = [t for t in types if t not in recognised_types()]
+    if unknown:
+        raise ValueError(f"cannot recognise {', '.join(unknown)} from a file's bytes")
+    return types
+
+
+def _key_id(raw: str) -> str:
+    if not 1 <= len(raw) <= 128 or any(c.isspace() or not c.isprintable() for c in raw):
+        raise ValueError("expected 1-128 printable characters without spaces")
+    return raw
+
+
+def _secret_key(raw: str) -> Secret:
+    return Secret(_key_id(raw))
+
+
+def _region(raw: str) -> str:
+    if not _REGION.fullmatch(raw):
+        raise ValueError("expected a region name such as eu-west-1")
+    return raw

@@ -10,7 +10,7 @@ import swagger_ui_bundle
 import tornado.web
 
 from config.settings import Settings
-from handlers import api, ops, pages, widget
+from handlers import api, ops, pages, uploads, widget
 from services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,9 @@ def make_app(
         (r"/api/canned-responses", api.CannedResponsesApi, s),
         (r"/api/canned-responses/([0-9]+)", api.CannedResponseApi, s),
         (r"/api/reports", api.ReportsApi, s),
+        (r"/api/uploads", uploads.UploadsApi, s),
+        (r"/api/uploads/([A-Za-z0-9_-]+)", uploads.UploadApi, s),
+        (r"/api/uploads/([A-Za-z0-9_-]+)/thumbnail", uploads.UploadApi, {**s, "thumbnail": True}),
         (r"/api/.*", api.UnknownApi, s),
         (r"/healthz", ops.HealthHandler, s),
         (r"/metrics", ops.MetricsHandler, s),

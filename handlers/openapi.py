@@ -9,10 +9,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from config.settings import Settings
 from models.conversation import STATUSES
 from services.canned import CANNED_MAX
 from services.errors import STATUS, Code
-from services.inputs import REPORT_MAX_DAYS, TAG, USERNAME
+from services.inputs import ATTACHMENT_ID, MAX_ATTACHMENTS, REPORT_MAX_DAYS, TAG, USERNAME
 
 TEXT_CHAR = "[^\\u0000-\\u001F\\u007F]"  # any character but a control character
 USER_NAME = {"type": "string", "pattern": f"^{USERNAME.pattern}$"}
@@ -108,6 +109,37 @@ _MOMENT = (
     "midnight UTC (2026-12-01)"
 )
 
+ATTACHMENT_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "pattern": f"^{ATTACHMENT_ID.pattern}$"},
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+    "size": {"type": "integer", "minimum": 1, "description": "Bytes, as stored"},
+    "content_type": {"type": "string", "description": "A media type of UPLOAD_TYPES"},
+    "url": {"type": "string", "description": "`/api/uploads/<id>`: the bytes"},
+    "thumbnail_url": {
+        "type": "string",
+        "nullable": True,
+        "description": "`/api/uploads/<id>/thumbnail` (images only): at most 320 px a side",
+    },
+    "width": {"type": "integer", "nullable": True, "minimum": 1},
+    "height": {"type": "integer", "nullable": True, "minimum": 1},
+}
+_UPLOAD_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": f"^{ATTACHMENT_ID.pattern}$"},
+}
+_SERVED = {
+    "description": "The bytes (a directory store), with the stored Content-Type, "
+    "`Content-Disposition` (`inline` for images, else `attachment`), "
+    "`Cache-Control: private` and `Content-Security-Policy: default-src 'none'`",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+}
+_SIGNED = {
+    "description": "An S3 store: `Location` is a URL signed for 60 s that serves the bytes "
+    "with the same Content-Type and Content-Disposition"
+}
+
 SECURED: dict[str, Any] = {"security": [{"bearer": []}, {"cookie": []}]}
 CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST and PATCH must be application/json
 
@@ -143,6 +175,7 @@ def openapi_document() -> dict[str, Any]:
                 "created_at",
                 "client_msg_id",
                 "note",
+                "attachments",
             ],
             "properties": {
                 "id": {"type": "integer", "minimum": 1},
@@ -156,7 +189,18 @@ def openapi_document() -> dict[str, Any]:
                     "type": "boolean",
                     "description": "A private note of the team (admins only ever see one)",
                 },
+                "attachments": {
+                    "type": "array",
+                    "maxItems": MAX_ATTACHMENTS,
+                    "items": _ref("Attachment"),
+                    "description": "Files of the message, oldest upload first; [] when none",
+                },
             },
+        },
+        "Attachment": {
+            "type": "object",
+            "required": list(ATTACHMENT_PROPERTIES),
+            "properties": ATTACHMENT_PROPERTIES,
         },
         "Conversation": {
             "type": "object",
@@ -648,6 +692,71 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 **SECURED,
             )
+        },
+        "/api/uploads": {
+            "post": _op(
+                "Upload a file (then name its id in a message's `attachments`)",
+                (
+                    201,
+                    "Stored",
+                    {
+                        "type": "object",
+                        "required": ["attachment"],
+                        "properties": {"attachment": _ref("Attachment")},
+                    },
+                ),
+                Code.INVALID,
+                Code.UNAUTHENTICATED,
+                Code.TOO_LARGE,
+                Code.UNSUPPORTED_MEDIA_TYPE,
+                Code.RATE_LIMITED,
+                description="The body is the file's bytes (not JSON), its media type the "
+                "`Content-Type` (one of UPLOAD_TYPES; the bytes must be of that type), at most "
+                "UPLOAD_MAX_BYTES (default 10 MiB), refused with 413 as soon as that is known. "
+                "The `Upload-Name` header, which no cross-site form can send, stands in for "
+                "the JSON rule as the CSRF protection. At most UPLOADS_PER_MINUTE (default "
+                "30) a user. An upload in no message 24 hours later is deleted.",
+                parameters=[
+                    {
+                        "name": "Upload-Name",
+                        "in": "header",
+                        "required": True,
+                        "description": "The file's name, percent-encoded UTF-8: 1-255 "
+                        "characters, no control characters, no `/` or `\\`",
+                        "schema": {"type": "string", "minLength": 1},
+                    }
+                ],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        t: {"schema": {"type": "string", "format": "binary"}}
+                        for t in Settings().upload_types
+                    },
+                },
+                **SECURED,
+            )
+        },
+        "/api/uploads/{id}": {
+            "get": _op(
+                "The bytes of an upload: for its uploader, and once in a message for that "
+                "conversation's user (not a private note's) and every admin; 404 for anyone "
+                "else, as for no such id",
+                (200, "", None),
+                Code.NOT_FOUND,
+                parameters=[_UPLOAD_ID],
+                **SECURED,
+            )
+            | {"responses": {"200": _SERVED, "302": _SIGNED, **_errors(Code.NOT_FOUND)}},
+        },
+        "/api/uploads/{id}/thumbnail": {
+            "get": _op(
+                "An image's thumbnail (at most 320 px a side; WebP), to the same people",
+                (200, "", None),
+                Code.NOT_FOUND,
+                parameters=[_UPLOAD_ID],
+                **SECURED,
+            )
+            | {"responses": {"200": _SERVED, "302": _SIGNED, **_errors(Code.NOT_FOUND)}},
         },
         "/api/canned-responses": {
             "get": _op(

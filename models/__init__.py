@@ -1,5 +1,6 @@
 """Database models, engine and migrations."""
 
+from models.attachment import Attachment
 from models.conversation import (
     Agent,
     AssignmentLock,
@@ -16,6 +17,7 @@ from models.visitor import Visitor
 __all__ = [
     "Agent",
     "AssignmentLock",
+    "Attachment",
     "Base",
     "CannedResponse",
     "ConversationEvent",

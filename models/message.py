@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,8 +18,17 @@ from sqlalchemy import (
     false,
     select,
 )
-from sqlalchemy.orm import Mapped, aliased, mapped_column, query_expression, with_expression
+from sqlalchemy.orm import (
+    Mapped,
+    aliased,
+    mapped_column,
+    query_expression,
+    relationship,
+    selectinload,
+    with_expression,
+)
 
+from models.attachment import Attachment
 from models.db import Base
 from models.types import BigId, ExactString64, LongText, UtcDateTime
 from models.user import User
@@ -43,6 +53,14 @@ class Message(Base):
     # The sender's display name, read with the message by `with_sender_name` (None when the
     # query did not ask for it, or the sender is gone).
     sender_name: Mapped[str | None] = query_expression()
+    # Read with the message by `with_sender_name` (one query for a whole list); reading it on
+    # a message loaded otherwise raises rather than querying once per message.
+    attachments: Mapped[list[Attachment]] = relationship(
+        primaryjoin="foreign(Attachment.message_id) == Message.id",
+        order_by=(Attachment.created_at, Attachment.id),
+        lazy="raise",
+        viewonly=True,
+    )
 
     __table_args__ = (
         UniqueConstraint("sender", "client_msg_id", name="uq_messages_sender_client_msg_id"),
@@ -55,7 +73,8 @@ AnySelect = TypeVar("AnySelect", bound=Select[Any])
 
 
 def with_sender_name(stmt: AnySelect) -> AnySelect:
-    """`stmt` reading each message's `sender_name` too (a primary-key lookup per row)."""
+    """`stmt` reading each message's `sender_name` too (a primary-key lookup per row), and its
+    `attachments` (one more query for all the messages read, none when there are none)."""
     sender = aliased(User)  # the query may join usuarios for another reason
     name = (
         select(sender.name)
@@ -63,7 +82,9 @@ def with_sender_name(stmt: AnySelect) -> AnySelect:
         .correlate_except(sender)
         .scalar_subquery()
     )
-    return stmt.options(with_expression(Message.sender_name, name))
+    return stmt.options(
+        with_expression(Message.sender_name, name), selectinload(Message.attachments)
+    )
 
 
 @dataclass(slots=True)
@@ -85,6 +106,9 @@ class Posted:
     # Set by the commit when this batch changed its conversation's state (not only its
     # activity): the sender then announces the conversation (`conversation` event).
     changed: bool = False
+    # Claimed by the commit that stores the message (`GroupWriter`), in the order they are
+    # read back; none for almost every message.
+    attachments: Sequence[Attachment] = ()
 
 
 # A stored message as its readers see it: a row read back, or what the send path stored.

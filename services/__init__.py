@@ -28,7 +28,9 @@ from services.presence import Connections
 from services.relay import LagSource, RelayGate
 from services.replay import stored_since
 from services.reports import Reports
+from services.storage import make_store
 from services.team import Team
+from services.uploads import Uploads
 from services.visitors import Visitors
 from services.writer import GroupWriter
 
@@ -50,6 +52,7 @@ class Services:
     canned: CannedResponses
     reports: Reports
     visitors: Visitors
+    uploads: Uploads
 
     @classmethod
     def build(
@@ -74,12 +77,14 @@ class Services:
         failures: AttemptWindow
         registrations: AttemptWindow
         arrivals: AttemptWindow
+        uploads: AttemptWindow
         if redis is None:
             cluster = LocalCluster()
             limits = TokenBuckets(settings.msg_rate, settings.msg_burst)
             failures = SlidingWindow(settings.login_failures_per_minute, 60.0)
             registrations = SlidingWindow(settings.registrations_per_hour, 3600.0)
             arrivals = SlidingWindow(settings.visitors_per_hour, 3600.0)
+            uploads = SlidingWindow(settings.uploads_per_minute, 60.0)
         else:
             cluster = RedisCluster(redis, prefix)
             limits = RedisTokenBuckets(redis, prefix, settings.msg_rate, settings.msg_burst)
@@ -89,6 +94,9 @@ class Services:
             )
             arrivals = RedisSlidingWindow(
                 redis, prefix, settings.visitors_per_hour, 3600.0, kind="visitors"
+            )
+            uploads = RedisSlidingWindow(
+                redis, prefix, settings.uploads_per_minute, 60.0, kind="uploads"
             )
         connections = Connections()
         broker = getattr(emitter, "manager", None)
@@ -138,6 +146,7 @@ class Services:
             canned,
             Reports(sessions),
             Visitors(settings, sessions, auth=auth, arrivals=arrivals),
+            Uploads(settings, sessions, store=make_store(settings), window=uploads),
         )
 
     async def start(self) -> None:
@@ -145,8 +154,10 @@ class Services:
         await self.cluster.start(self.on_control)
         self.relay.start()
         self.team.start()
+        self.uploads.start()
 
     async def close(self) -> None:
+        await self.uploads.close()
         await self.team.close()
         await self.chat.writer.close()
         await self.relay.close()

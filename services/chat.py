@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
+from models.attachment import Attachment
 from models.message import (
     ADMINS,
     READER_ADMINS,
@@ -33,6 +34,7 @@ from services.limits import MessageLimit
 from services.metrics import MESSAGES_STORED
 from services.relay import RelayGate
 from services.team import Team
+from services.uploads import claimable
 from services.wire import SYNC_LIMIT, iso
 from services.writer import GroupWriter
 
@@ -100,6 +102,21 @@ class Chat:
                 if earlier is not None:
                     return Placed(self, earlier, None)
             raise AppError(Code.RATE_LIMITED, "Too many messages; slow down.")
+        attachments: list[Attachment] = []
+        if draft.attachments:
+            found = await claimable(self.sessions, sender.user, draft.attachments)
+            if found is None:
+                await self.limits.give_back(sender.user)
+                # A resend of a stored message: its attachments are that message's now.
+                if draft.client_msg_id is not None:
+                    earlier = await self._sent_before(sender.user, draft.client_msg_id)
+                    if earlier is not None:
+                        return Placed(self, earlier, None)
+                raise AppError(
+                    Code.INVALID,
+                    "Each attachment must be an upload of yours that is in no message yet.",
+                )
+            attachments = found
         message = Posted(
             sender=sender.user,
             recipient=recipient,
@@ -108,6 +125,7 @@ class Chat:
             client_msg_id=draft.client_msg_id,
             sender_name=sender.name,
             note=draft.note,
+            attachments=attachments,
         )
         return Placed(self, message, self.writer.submit(message))
 
@@ -116,6 +134,9 @@ class Chat:
     ) -> StoredMessage:
         try:
             await committed
+        except AppError:  # its attachments were claimed first: not stored
+            await self.limits.give_back(message.sender)
+            raise
         except IntegrityError:
             # This client_msg_id was stored before (a retry, or a concurrent send that committed
             # first): answer with that message; the retry does not count against the limit.

@@ -18,6 +18,7 @@ class Code(StrEnum):
     NOT_FOUND = "not_found"
     EXISTS = "exists"
     CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
@@ -31,6 +32,7 @@ STATUS = {
     Code.NOT_FOUND: 404,
     Code.EXISTS: 409,
     Code.CONFLICT: 409,
+    Code.TOO_LARGE: 413,
     Code.UNSUPPORTED_MEDIA_TYPE: 415,
     Code.RATE_LIMITED: 429,
     Code.UNAVAILABLE: 503,

@@ -9,11 +9,15 @@ labels it, or else by its JSON key in quotes.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
+from models.attachment import ID_CHARS
+from models.attachment import NAME_MAX as FILE_NAME_MAX
 from models.conversation import SNOOZED, STATUSES
 from models.message import ADMINS
 from models.user import ADMIN, USER
@@ -104,14 +108,37 @@ def page_size(raw: str | None, *, cap: int) -> int | None:
     return count
 
 
+ATTACHMENT_ID = re.compile(rf"[A-Za-z0-9_\-]{{{ID_CHARS}}}")  # always fullmatch
+MAX_ATTACHMENTS = 10
+
+
+def attachment_ids(value: object) -> tuple[str, ...]:
+    """The `attachments` of a message: at most MAX_ATTACHMENTS distinct upload ids."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
+        raise refused(
+            "%(field)s must be a list of at most %(max)d upload ids.",
+            "attachments",
+            max=MAX_ATTACHMENTS,
+        )
+    if not all(isinstance(v, str) and ATTACHMENT_ID.fullmatch(v) for v in value):
+        raise refused("%(field)s must hold upload ids given by /api/uploads.", "attachments")
+    if len(set(value)) != len(value):
+        raise refused("%(field)s must not name an upload twice.", "attachments")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class Draft:
-    """What `mensaje_privado` asks to send. `to` is None when left out."""
+    """What `mensaje_privado` asks to send. `to` is None when left out; `text` may be empty
+    when `attachments` is not."""
 
     to: str | None
     text: str
     client_msg_id: str | None
     note: bool = False
+    attachments: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, data: object, *, max_text: int) -> Draft:
@@ -131,11 +158,16 @@ class Draft:
         note = body.get("note", False)
         if not isinstance(note, bool):
             raise refused("%(field)s must be true or false.", "note")
+        attachments = attachment_ids(body.get("attachments"))
+        text = body.get("text")
+        if attachments and text in ("", None):
+            return cls(to=to, text="", client_msg_id=cid, note=note, attachments=attachments)
         return cls(
             to=to,
-            text=valid_text(body.get("text"), "text", max_chars=max_text),
+            text=valid_text(text, "text", max_chars=max_text),
             client_msg_id=cid,
             note=note,
+            attachments=attachments,
         )
 
 
@@ -561,3 +593,44 @@ def visitor_request(data: object) -> NewVisitor | IdentifiedVisitor | VisitorRef
             profile=VisitorProfile.parse(body),
         )
     return NewVisitor(profile=VisitorProfile.parse(body))
+
+
+# -- uploads -------------------------------------------------------------------------------
+
+_PATH_SEPARATORS = ("/", "\\")
+
+
+def upload_name(raw: str | None) -> str:
+    """A file's name from the percent-encoded `Upload-Name` header: valid UTF-8, no control or
+    formatting characters (no right-to-left override making `exe.txt` of `txt.exe`), no path
+    separators, not `.` or `..`, 1-255 characters once decoded. It is shown, never a path."""
+    if raw is None:
+        raise invalid("Send the file's name, percent-encoded, in the Upload-Name header.")
+    if not raw.isascii() or not raw.isprintable():
+        raise invalid("Upload-Name must be percent-encoded ASCII.")
+    try:
+        name = unquote(raw, errors="strict").strip()
+    except UnicodeDecodeError:
+        raise invalid("Upload-Name must be percent-encoded UTF-8.") from None
+    if not name or len(name) > FILE_NAME_MAX:
+        raise invalid("The file's name must be 1-%(max)d characters.", max=FILE_NAME_MAX)
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
+        raise invalid("The file's name must not contain control characters.")
+    if any(sep in name for sep in _PATH_SEPARATORS) or name in (".", ".."):
+        raise invalid("The file's name must not be a path.")
+    return name
+
+
+def upload_id(raw: str) -> str | None:
+    """An upload id from a URL path; None for anything no upload can have."""
+    return raw if ATTACHMENT_ID.fullmatch(raw) else None
+
+
+def declared_length(raw: str | None) -> int | None:
+    """`Content-Length` (Tornado has checked its form), or None for a chunked body."""
+    return None if raw is None else int(raw)
+
+
+def media_type(raw: str | None) -> str:
+    """The media type of a `Content-Type` header, in lower case, without its parameters."""
+    return (raw or "").split(";", 1)[0].strip().lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from models.attachment import Attachment
 from models.conversation import CannedResponse
 from models.message import ADMINS, StoredMessage
 from models.user import User
@@ -63,6 +64,23 @@ def canned_to_wire(canned: CannedResponse) -> dict[str, Any]:
     return {"id": canned.id, "shortcut": canned.shortcut, "text": canned.text}
 
 
+UPLOADS_PATH = "/api/uploads"
+
+
+def attachment_to_wire(a: Attachment) -> dict[str, Any]:
+    url = f"{UPLOADS_PATH}/{a.id}"
+    return {
+        "id": a.id,
+        "name": a.name,
+        "size": a.size,
+        "content_type": a.content_type,
+        "url": url,
+        "thumbnail_url": None if a.thumbnail_key is None else f"{url}/thumbnail",
+        "width": a.width,
+        "height": a.height,
+    }
+
+
 def message_to_wire(message: StoredMessage) -> dict[str, Any]:
     return {
         "id": message.id,
@@ -73,6 +91,7 @@ def message_to_wire(message: StoredMessage) -> dict[str, Any]:
         "created_at": iso(message.created_at),
         "client_msg_id": message.client_msg_id,
         "note": bool(message.note),
+        "attachments": [attachment_to_wire(a) for a in message.attachments],
     }
 
 

@@ -19,8 +19,10 @@ from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from models.attachment import Attachment
 from models.message import CommitLock, Message, Posted
 from services.activity import record_activity
+from services.errors import AppError, Code
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,17 @@ MAX_BATCH = 200
 # timeout) rather than being written on.
 HOLD_SECONDS = 10.0
 Batch = list[tuple[Posted, asyncio.Future[None]]]
+ATTACHMENTS = cast(Table, Attachment.__table__)
+
+
+class Unclaimed(Exception):
+    """A message's uploads were no longer all its sender's and free when its batch claimed
+    them (another message took one first, or the sweep deleted it): the batch is rolled back
+    and written again without that message, which fails alone."""
+
+    def __init__(self, message: Posted) -> None:
+        super().__init__("attachments already claimed")
+        self.message = message
 
 
 class GroupWriter:
@@ -87,6 +100,15 @@ class GroupWriter:
     async def _commit(self, batch: Batch) -> None:
         try:
             await self._write([m for m, _ in batch])
+        except Unclaimed as exc:
+            rest = []
+            for message, done in batch:
+                if message is exc.message:
+                    _settle(done, _claimed_before())
+                else:
+                    rest.append((message, done))
+            if rest:
+                await self._commit(rest)
         except IntegrityError as exc:
             # Some client_msg_id was stored before: those messages fail (the caller answers
             # with the stored one), the others are written again together.
@@ -113,6 +135,8 @@ class GroupWriter:
         message, done = item
         try:
             await self._write([message])
+        except Unclaimed:
+            _settle(done, _claimed_before())
         except Exception as exc:
             _settle(done, exc)
         else:
@@ -141,7 +165,7 @@ class GroupWriter:
         conn = await self._connection()
         try:
             await self._insert(conn, messages)
-        except IntegrityError:  # a repeated client_msg_id: the connection is fine
+        except (IntegrityError, Unclaimed):  # a refusal: the connection is fine
             self._keep(conn)
             raise
         except BaseException:
@@ -181,11 +205,36 @@ class GroupWriter:
             for message, id_ in zip(messages, ids, strict=True):
                 message.id = id_
                 message.created_at = now
+            if any(m.attachments for m in messages):  # no query for batches without any
+                await _claim(conn, messages)
             changed = set(await record_activity(conn, messages, now))
             for message in reversed(messages):  # the last message of each tells of it
                 if message.conversation in changed:
                     changed.discard(message.conversation)
                     message.changed = True
+
+
+async def _claim(conn: AsyncConnection, messages: list[Posted]) -> None:
+    """Give each message its uploads, which must still be its sender's and unclaimed (raises
+    `Unclaimed` for the first message whose are not)."""
+    a = ATTACHMENTS.c
+    for message in messages:
+        if not message.attachments:
+            continue
+        ids = [attachment.id for attachment in message.attachments]
+        claimed = await conn.execute(
+            update(ATTACHMENTS)
+            .where(a.id.in_(ids), a.uploader == message.sender, a.message_id.is_(None))
+            .values(message_id=message.id)
+        )
+        if claimed.rowcount != len(ids):
+            raise Unclaimed(message)
+        for attachment in message.attachments:
+            attachment.message_id = message.id
+
+
+def _claimed_before() -> AppError:
+    return AppError(Code.INVALID, "An attachment is already in a message, or no longer exists.")
 
 
 async def _close_quietly(conn: AsyncConnection) -> None:

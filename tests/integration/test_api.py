@@ -371,7 +371,9 @@ async def test_messages_of_a_conversation_include_both_directions(stack: Stack) 
         "created_at",
         "client_msg_id",
         "note",
+        "attachments",
     }
+    assert first["attachments"] == []
     assert (first["from"], first["to"], second["from"], second["to"]) == (
         "ana",
         "admins",
@@ -692,6 +694,9 @@ ROUTE_ERRORS = {
     ("/api/canned-responses", "post"): {400, 401, 403, 409, 415},
     ("/api/canned-responses/{}", "patch"): {400, 401, 403, 404, 409, 415},
     ("/api/canned-responses/{}", "delete"): {401, 403, 404},
+    ("/api/uploads", "post"): {400, 401, 413, 415, 429},
+    ("/api/uploads/{}", "get"): {404},
+    ("/api/uploads/{}/thumbnail", "get"): {404},
 }
 
 

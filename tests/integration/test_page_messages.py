@@ -127,6 +127,7 @@ NOT_ON_PAGES = {
     Code.UNAUTHENTICATED: "pages send a visitor without a valid token to /login",
     Code.UNSUPPORTED_MEDIA_TYPE: "only /api/ asks for a Content-Type",
     Code.CONFLICT: "a role change, made through /api/ (the inbox's buttons) or setrole",
+    Code.TOO_LARGE: "an upload, made through /api/uploads only",
 }
 # Shown by tests of their own below, which need a server set up for them.
 ON_PAGES_BELOW = {Code.RATE_LIMITED, Code.UNAVAILABLE}

@@ -118,7 +118,7 @@ async def test_a_0001_database_upgrades_with_one_open_conversation_per_user(
 
 @pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)  # its database is ours
 @pytest.mark.parametrize("kind", ["sqlite", "mariadb", "postgresql"])
-async def test_a_0002_database_upgrades_with_its_users_registered_and_visitors_served(
+async def test_a_0002_database_upgrades_with_its_users_registered_visitors_and_uploads_served(
     kind: str, tmp_path: Path, make_stack: StackFactory
 ) -> None:
     if kind != "sqlite":
@@ -140,7 +140,7 @@ async def test_a_0002_database_upgrades_with_its_users_registered_and_visitors_s
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     await engine.dispose()
-    assert "visitors" in tables and version == "0003"
+    assert {"visitors", "attachments"} <= tables and version == "0004"
 
     boss = await stack.register("boss", "Boss", admin=True)
     ana = await stack.connect(await stack.login("ana"))

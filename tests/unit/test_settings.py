@@ -285,3 +285,108 @@ def test_short_widget_secret_is_refused_without_echoing_it():
     message = refusal(WIDGET_SECRET="a-short-widget-key")
     assert message.startswith("WIDGET_SECRET: ")
     assert "a-short-widget-key" not in message
+
+
+# -- attachments ---------------------------------------------------------------------------
+
+
+def test_attachment_settings_default_to_a_directory_and_ten_mebibytes():
+    s = load()
+    assert (s.storage.kind, s.storage.location, s.storage.prefix) == ("file", "uploads", "")
+    assert s.upload_max_bytes == 10 * 1024 * 1024
+    assert s.upload_types == (
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+    )
+    assert s.uploads_per_minute == 30
+    assert (s.s3_endpoint_url, s.aws_access_key_id, s.aws_secret_access_key) == (None,) * 3
+    assert s.aws_region is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "location", "prefix"),
+    [
+        ("file:uploads", "file", "uploads", ""),
+        ("file:/srv/chat files", "file", "/srv/chat files", ""),
+        ("file:///srv/uploads", "file", "/srv/uploads", ""),
+        ("s3://chat-files", "s3", "chat-files", ""),
+        ("s3://chat-files/", "s3", "chat-files", ""),
+        ("s3://chat.files/prod/attachments/", "s3", "chat.files", "prod/attachments/"),
+    ],
+)
+def test_storage_url_names_a_directory_or_a_bucket(raw, kind, location, prefix):
+    storage = load(STORAGE_URL=raw).storage
+    assert (storage.kind, storage.location, storage.prefix) == (kind, location, prefix)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", 1),
+        ("10485760", 10485760),
+        ("10MiB", 10 * 1024 * 1024),
+        ("10m", 10 * 1024 * 1024),
+        ("20MB", 20_000_000),
+        ("512 KiB", 512 * 1024),
+        ("1GiB", 1024**3),
+    ],
+)
+def test_upload_max_bytes_takes_a_size_with_or_without_a_unit(raw, expected):
+    assert load(UPLOAD_MAX_BYTES=raw).upload_max_bytes == expected
+
+
+def test_upload_types_and_s3_settings_are_parsed():
+    s = load(
+        UPLOAD_TYPES=" Image/PNG, application/zip ,image/png",
+        UPLOADS_PER_MINUTE="0",
+        STORAGE_URL="s3://bucket/chat",
+        S3_ENDPOINT_URL="http://127.0.0.1:9000",
+        AWS_ACCESS_KEY_ID="minioadmin",
+        AWS_SECRET_ACCESS_KEY="minio-secret",
+        AWS_REGION="eu-west-1",
+    )
+    assert s.upload_types == ("image/png", "application/zip")
+    assert s.uploads_per_minute == 0
+    assert (s.storage.kind, s.storage.location, s.storage.prefix) == ("s3", "bucket", "chat/")
+    assert s.s3_endpoint_url == "http://127.0.0.1:9000"
+    assert s.aws_access_key_id == "minioadmin"
+    assert s.aws_secret_access_key == Secret("minio-secret")
+    assert "minio-secret" not in repr(s)
+    assert s.aws_region == "eu-west-1"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"STORAGE_URL": "uploads"}, "STORAGE_URL"),
+        ({"STORAGE_URL": "file:"}, "STORAGE_URL"),
+        ({"STORAGE_URL": "s3://"}, "STORAGE_URL"),
+        ({"STORAGE_URL": "s3://Bad_Bucket/x"}, "STORAGE_URL"),
+        ({"STORAGE_URL": "s3://bucket/a//b"}, "STORAGE_URL"),
+        ({"STORAGE_URL": "gs://bucket/x"}, "STORAGE_URL"),
+        ({"UPLOAD_MAX_BYTES": "0"}, "UPLOAD_MAX_BYTES"),
+        ({"UPLOAD_MAX_BYTES": "ten megs"}, "UPLOAD_MAX_BYTES"),
+        ({"UPLOAD_MAX_BYTES": "5GiB"}, "UPLOAD_MAX_BYTES"),
+        ({"UPLOAD_TYPES": ","}, "UPLOAD_TYPES"),
+        ({"UPLOAD_TYPES": "png"}, "UPLOAD_TYPES"),
+        ({"UPLOAD_TYPES": "image/png,text/html"}, "UPLOAD_TYPES"),  # not told by its bytes
+        ({"UPLOADS_PER_MINUTE": "-1"}, "UPLOADS_PER_MINUTE"),
+        ({"S3_ENDPOINT_URL": "minio:9000"}, "S3_ENDPOINT_URL"),
+        ({"AWS_ACCESS_KEY_ID": "has space"}, "AWS_ACCESS_KEY_ID"),
+        ({"AWS_REGION": "EU West"}, "AWS_REGION"),
+    ],
+)
+def test_malformed_attachment_settings_name_the_variable(env, variable):
+    message = refusal(**env)
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+
+
+def test_a_malformed_s3_secret_is_refused_without_echoing_it():
+    message = refusal(AWS_SECRET_ACCESS_KEY="hunter2 hunter3")
+    assert message.startswith("AWS_SECRET_ACCESS_KEY: ")
+    assert "hunter" not in message and "(hidden)" in message
