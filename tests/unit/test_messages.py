@@ -30,7 +30,7 @@ ERROR_PAGE_TEXTS = (
     "Something went wrong on our side.",
 )
 # Messages that are rightly the same in both languages. None so far: keep it short.
-SAME_IN_BOTH: frozenset[str] = frozenset()
+SAME_IN_BOTH: frozenset[str] = frozenset({"{n} bytes"})  # "bytes" is Spanish too
 # Where each kind of call takes its message template.
 TEMPLATE_ARG = {"AppError": 1, "invalid": 0, "refused": 0, "Label": 0}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
