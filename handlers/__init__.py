@@ -11,7 +11,9 @@ import tornado.web
 
 from config.settings import Settings
 from handlers import api, ops, pages, uploads, widget
+from handlers.base import page_csp
 from services import Services
+from services.storage import link_origins
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,4 +83,5 @@ def make_app(
         websocket_ping_interval=None,
         compress_response=False,
         hsts=settings.cookie_secure,
+        page_csp=page_csp(link_origins(settings)),
     )

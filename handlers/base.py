@@ -19,11 +19,20 @@ from services.wire import TOKEN_COOKIE
 
 log = logging.getLogger(__name__)
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
+
+def page_csp(link_origins: tuple[str, ...] = ()) -> str:
+    """The pages' policy. `link_origins`: where an attachment's `GET url` may redirect (an S3
+    store), for its images and the widget's fetches."""
+    extra = "".join(f" {origin}" for origin in link_origins)
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; "
+        "font-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+CSP = page_csp()
 
 
 def security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
@@ -63,7 +72,10 @@ class BaseHandler(tornado.web.RequestHandler):
         self.services = services
 
     def set_default_headers(self) -> None:
-        security_headers(self, self.csp)
+        csp = self.csp
+        if csp is CSP:  # the pages' own, with the attachments' store (`make_app`)
+            csp = self.application.settings.get("page_csp", CSP)
+        security_headers(self, csp)
 
     @property
     def client_ip(self) -> str:

@@ -22,9 +22,9 @@ LOADER_STRINGS = {
 LOADER_MAX_AGE = 300  # seconds a browser may keep /widget.js: a new release reaches sites soon
 
 
-def frame_csp(origins: tuple[str, ...]) -> str:
+def frame_csp(pages: str, origins: tuple[str, ...]) -> str:
     """The pages' policy, framed by exactly the sites of WIDGET_ORIGINS."""
-    return CSP.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(origins))
+    return pages.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(origins))
 
 
 class WidgetScript(HtmlHandler):
@@ -60,7 +60,8 @@ class WidgetPage(HtmlHandler):
         if host not in {normalize_origin(o) for o in settings.widget_origins}:
             raise tornado.web.HTTPError(404)
         # Framed by those sites only; an error page (headers reset) keeps 'none'.
-        self.set_header("Content-Security-Policy", frame_csp(settings.widget_origins))
+        pages = self.application.settings.get("page_csp", CSP)
+        self.set_header("Content-Security-Policy", frame_csp(pages, settings.widget_origins))
         self.clear_header("X-Frame-Options")  # frame-ancestors says who may frame it
         self.set_header("Cache-Control", "no-store")
         self.render(

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from config.settings import Settings, sqlite_path
 
@@ -276,6 +277,22 @@ class S3Store:
     async def close(self) -> None:
         self._client = None
         await self._stack.aclose()
+
+
+def link_origins(settings: Settings) -> tuple[str, ...]:
+    """Where the store's signed links point, for the pages' Content-Security-Policy (their
+    images, and the widget's fetches, follow the 302 of `GET url` there): nothing for a
+    directory; the endpoint, path-style or with the bucket as a subdomain; else AWS's."""
+    if settings.storage.kind != "s3":
+        return ()
+    if settings.s3_endpoint_url is None:
+        return ("https://*.amazonaws.com",)
+    parts = urlsplit(settings.s3_endpoint_url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    where = host if parts.port is None else f"{host}:{parts.port}"
+    return (f"{parts.scheme}://{where}", f"{parts.scheme}://*.{where}")
 
 
 def make_store(settings: Settings) -> Store:

@@ -133,3 +133,20 @@ async def test_a_visitor_token_is_useless_for_the_team_pages_and_routes(widget: 
     assert (await widget.http.get("/api/messages", headers=auth)).status_code == 200
     other = await widget.http.get("/api/messages", params={"with": "someone"}, headers=auth)
     assert other.status_code == 403
+
+
+async def test_pages_and_the_frame_may_show_images_of_an_s3_store(
+    make_stack: StackFactory,
+) -> None:
+    from config.settings import Storage
+
+    stack = await make_stack(
+        widget_origins=(SHOP,),
+        storage=Storage("s3", "bucket", "chat/"),
+        s3_endpoint_url="http://127.0.0.1:9000",
+    )
+    for path in ("/login", f"/widget?origin={SHOP}"):
+        r = await get(stack, path)
+        csp = csp_directives(r.headers["content-security-policy"])
+        assert "http://127.0.0.1:9000" in csp["img-src"], path
+        assert "http://127.0.0.1:9000" in csp["connect-src"], path
