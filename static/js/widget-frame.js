@@ -112,7 +112,16 @@ async function visitors(body) {
 
 /** A token for this visitor: the site's identity, else the one kept here, else a new visitor. */
 async function signIn() {
-  if (identity) return visitors(identity);
+  if (identity) {
+    try {
+      return await visitors(identity);
+    } catch (err) {
+      // A name or e-mail the server does not take (too long, not an address): the id and its
+      // hash alone still say who this is.
+      if (!(err instanceof Refused) || err.status !== 400) throw err;
+      return visitors({ id: identity.id, hash: identity.hash });
+    }
+  }
   if (REQUIRED) throw new Refused(403, null);
   const token = kept.get();
   if (token) {
