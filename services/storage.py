@@ -28,6 +28,10 @@ READ_CHUNK = 64 * 1024
 # S3: one request up to this size, multipart above it with parts of this size (S3's parts are
 # at least 5 MiB but the last): an upload holds one part in memory at a time.
 PART_BYTES = 8 * 1024 * 1024
+# Parts (or whole small objects) being sent at once by this process, whatever the number of
+# uploads: what S3 uploads hold in memory is at most this many parts (and the copies the
+# client makes of each to sign and send it), 20 concurrent uploads or 2.
+PARTS_IN_FLIGHT = 4
 LINK_SECONDS = 60
 # Scratch files older than this were left by a process that stopped mid-upload.
 STALE_SCRATCH_SECONDS = 3600.0
@@ -150,6 +154,7 @@ class S3Store:
         self._stack = contextlib.AsyncExitStack()
         self._client: S3Client | None = None
         self._opening = asyncio.Lock()
+        self._sending = asyncio.Semaphore(PARTS_IN_FLIGHT)
 
     def open(self) -> None:
         _private_dir(self.scratch)
@@ -193,10 +198,12 @@ class S3Store:
             s3 = await self._s3()
             size = (await asyncio.to_thread(source.stat)).st_size
             if size <= PART_BYTES:
-                body = await asyncio.to_thread(source.read_bytes)
-                await s3.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type
-                )
+                async with self._sending:
+                    body = await asyncio.to_thread(source.read_bytes)
+                    await s3.put_object(
+                        Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type
+                    )
+                    del body
             else:
                 await self._multipart(s3, key, source, content_type)
         except StoreError:
@@ -214,14 +221,19 @@ class S3Store:
         parts: list[dict[str, Any]] = []
         try:
             with source.open("rb") as file:
-                while part := await asyncio.to_thread(file.read, PART_BYTES):
-                    sent = await s3.upload_part(
-                        Bucket=self.bucket,
-                        Key=self._key(key),
-                        UploadId=upload_id,
-                        PartNumber=len(parts) + 1,
-                        Body=part,
-                    )
+                while True:
+                    async with self._sending:
+                        part = await asyncio.to_thread(file.read, PART_BYTES)
+                        if not part:
+                            break
+                        sent = await s3.upload_part(
+                            Bucket=self.bucket,
+                            Key=self._key(key),
+                            UploadId=upload_id,
+                            PartNumber=len(parts) + 1,
+                            Body=part,
+                        )
+                        del part
                     parts.append({"ETag": sent["ETag"], "PartNumber": len(parts) + 1})
             await s3.complete_multipart_upload(
                 Bucket=self.bucket,
