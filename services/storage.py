@@ -259,6 +259,12 @@ class S3Store:
                 yield chunk
 
     async def link(self, key: str, *, content_type: str, disposition: str) -> str | None:
+        try:
+            return await self._presign(key, content_type=content_type, disposition=disposition)
+        except Exception as exc:  # no credentials found, a client that cannot be made
+            raise StoreError(f"S3: {type(exc).__name__}") from exc
+
+    async def _presign(self, key: str, *, content_type: str, disposition: str) -> str:
         s3 = await self._s3()
         url: str = await s3.generate_presigned_url(
             "get_object",

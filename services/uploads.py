@@ -258,7 +258,12 @@ class Uploads:
         raise AppError(Code.NOT_FOUND, "No such upload.")
 
     async def link(self, key: str, *, content_type: str, disposition: str) -> str | None:
-        return await self.store.link(key, content_type=content_type, disposition=disposition)
+        """A signed URL of the store that serves the bytes, or None: read them here."""
+        try:
+            return await self.store.link(key, content_type=content_type, disposition=disposition)
+        except StoreError as exc:
+            log.warning("upload not linked (%s)", exc)
+            raise unavailable() from exc
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
         try:

@@ -254,8 +254,22 @@ async def test_a_message_claims_only_its_senders_unused_uploads(
     ten = [await uploaded(stack, ana, png(8, 8), name=f"{i}.png") for i in range(10)]
     ack = await send({"text": "all", "attachments": [t["id"] for t in reversed(ten)]})
     assert ack["ok"] and ack["message"]["attachments"] == ten
-    synced = (await user.call("sync", {"after": first["message"]["id"]}))["messages"]
-    assert synced[0]["attachments"] == ten
+    more = await uploaded(stack, ana, pdf(), content_type="application/pdf")
+    assert (await send({"text": "one more", "attachments": [more["id"]]}))["ok"]
+    # A list of messages reads the attachments of all of them in one query.
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = stack.services.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        synced = (await user.call("sync", {"after": 0}))["messages"]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [m["attachments"] for m in synced] == [[mine], ten, [more]]
+    assert len([s for s in seen if "FROM attachments" in s]) == 1, seen
 
 
 async def test_concurrent_messages_claim_an_upload_once(
@@ -569,6 +583,7 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
     assert b'"too_large"' in got
     assert sent < 64 * 1024 * 1024, sent
+    print(f"Content-Length refused after {sent / 2**20:.1f} MiB sent")
 
     # A chunked body of unknown length: cut once it passes the limit.
     got, sent = await raw_post(
@@ -576,6 +591,7 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     )
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
     assert sent < 64 * 1024 * 1024, sent
+    print(f"chunked body cut after {sent / 2**20:.1f} MiB sent")
 
     # With Expect: 100-continue, the refusal comes instead of the 100.
     got, sent = await raw_post(
@@ -587,6 +603,7 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
 
     growth = rss_bytes() - before
+    print(f"200 MB refused twice: RSS +{growth / 2**20:.1f} MiB")  # shown by pytest -s
     assert growth < 32 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
     assert await rows(stack) == [] and files(stack) == []
     assert os.listdir(store_dir / ".incoming") == []
