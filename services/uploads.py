@@ -80,7 +80,11 @@ class Incoming:
             if len(self._head) >= SNIFF_BYTES:
                 self._sniff()
         if self._file is not None:
-            self._file.write(chunk)
+            try:
+                self._file.write(chunk)
+            except OSError as exc:  # the scratch directory's disk is full or gone
+                log.warning("upload not received: scratch file (%s)", exc.strerror)
+                raise unavailable() from exc
 
     def done(self) -> None:
         """The whole body has come."""
