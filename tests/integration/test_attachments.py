@@ -569,7 +569,6 @@ def text_chunks(total: int, size: int = 256 * 1024, *, chunked: bool = False) ->
 
 
 @SQLITE_ONLY
-@pytest.mark.slow
 async def test_bodies_past_the_limit_are_refused_without_being_held(
     make_stack: StackFactory, store_dir: Path
 ) -> None:
@@ -631,9 +630,11 @@ async def test_an_unreachable_s3_store_is_unavailable_and_nothing_is_half_stored
         aws_region="us-east-1",
     )
     _, ana, _ = await people(stack)
+    scratch = stack.services.uploads.store.scratch  # shared by this machine's S3 workers
+    before = set(os.listdir(scratch))
     assert_error(await upload(stack, ana, png(), name="a.png"), 503, "unavailable")
     assert await rows(stack) == []
-    assert os.listdir(stack.services.uploads.store.scratch) == []
+    assert set(os.listdir(scratch)) <= before
 
 
 @SQLITE_ONLY

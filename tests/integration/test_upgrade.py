@@ -102,3 +102,4 @@ async def test_a_0001_database_upgrades_with_one_open_conversation_per_user(
     )
     assert r.json()["conversations"][0]["user"] == "cid"
     assert r.json()["conversations"][0]["last_message"]["text"] == "now me"
+    assert r.json()["conversations"][0]["last_message"]["attachments"] == []  # 0004's table
