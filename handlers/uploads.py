@@ -12,8 +12,8 @@ from handlers.base import ApiHandler
 from handlers.listen import BODY_TIMEOUT
 from services import Services
 from services.errors import AppError, Code
+from services.incoming import Incoming, UploadRequest
 from services.inputs import declared_length, media_type, upload_id, upload_name
-from services.uploads import Incoming, UploadRequest
 from services.wire import attachment_to_wire
 
 # The slowest upload still taken: the body timeout grows with the largest allowed body.
