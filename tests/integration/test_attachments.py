@@ -11,7 +11,7 @@ import os
 import secrets
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -786,3 +786,42 @@ async def test_two_workers_on_s3(make_stack: StackFactory, s3_server: str, s3_bu
     r = await fetch(b, up["url"], boss)
     async with httpx.AsyncClient() as outside:
         assert (await outside.get(r.headers["location"])).content == pdf()
+
+
+# -- behind nginx, as deployed -----------------------------------------------------------------
+
+from tests.integration.test_nginx import DeploymentFactory, deploy  # noqa: E402, F401
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.mariadb
+async def test_uploads_go_through_nginx_and_are_read_back_from_every_worker(
+    deploy: DeploymentFactory,  # noqa: F811
+) -> None:
+    d = await deploy("a", "b")  # UPLOAD_MAX_BYTES: 10 MiB, for nginx-config as for the workers
+    await d.add_users("ana", admins=("boss",))
+    ana = await d.login("ana")
+    headers = {**bearer(ana), "Content-Type": "application/pdf", "Upload-Name": "big.pdf"}
+    body = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)  # past nginx's limit for other routes
+    r = await d.http.post("/api/uploads", content=body, headers=headers, timeout=30)
+    a = attachment_of(r)
+    # Past UPLOAD_MAX_BYTES, with a length or chunked: the contract's JSON answer.
+    huge = body * 4
+    r = await d.http.post("/api/uploads", content=huge, headers=headers, timeout=30)
+    assert_error(r, 413, "too_large")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(huge), 256 * 1024):
+            yield huge[start : start + 256 * 1024]
+
+    r = await d.http.post("/api/uploads", content=chunks(), headers=headers, timeout=30)
+    assert_error(r, 413, "too_large")
+    got = await d.http.get(a["url"], headers=bearer(ana))
+    assert got.status_code == 200 and got.content == body
+    for worker in d.workers.values():  # each reads the store the workers share
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as direct:
+            got = await direct.get(a["url"], headers=bearer(ana))
+        assert got.status_code == 200 and got.content == body
+    boss = await d.login("boss")
+    assert_error(await d.http.get(a["url"], headers=bearer(boss)), 404, "not_found")
