@@ -614,6 +614,32 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     assert [r.size for r in await rows(stack)] == [limit]
 
 
+@SQLITE_ONLY
+async def test_a_client_that_sends_its_whole_body_first_still_reads_the_refusal(
+    make_stack: StackFactory, store_dir: Path
+) -> None:
+    """httpx, like most clients, reads the answer only once its body is sent: the refusal is
+    sent at once, and the rest of the body is dropped as it comes rather than reset."""
+    stack = await with_files(make_stack, store_dir, upload_max_bytes=1024 * 1024)
+    _, ana, _ = await people(stack)
+    big = b"a" * (8 * 1024 * 1024)
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for _ in range(32):
+            yield b"b" * (256 * 1024)
+
+    for _ in range(2):  # and the connection, kept alive, serves the next request
+        assert_error(await upload(stack, ana, big, content_type="text/plain"), 413, "too_large")
+        r = await upload(stack, ana, chunked(), content_type="text/plain")
+        assert_error(r, 413, "too_large")
+        r = await upload(stack, None, big, content_type="text/plain")
+        assert_error(r, 401, "unauthenticated")
+        r = await upload(stack, ana, big[: 512 * 1024], content_type="image/png")
+        assert_error(r, 415, "unsupported_media_type")  # judged by its first bytes
+    assert (await uploaded(stack, ana, b"fine", content_type="text/plain"))["size"] == 4
+    assert len(await rows(stack)) == 1
+
+
 # -- a store that is down ---------------------------------------------------------------------
 
 
