@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import event, select, update
 
+import services.uploads
 from config.settings import Secret, Storage
 from models.attachment import Attachment
 from services.storage import PART_BYTES
@@ -453,6 +454,18 @@ async def test_a_decompression_bomb_is_refused_before_it_is_decoded(
     bomb = png_bomb(20_000)
     assert len(bomb) < 200_000
     assert_error(await upload(stack, ana, bomb, name="bomb.png"), 413, "too_large")
+    assert await rows(stack) == [] and files(stack) == []
+
+
+@SQLITE_ONLY
+async def test_an_image_not_examined_in_time_is_refused(
+    make_stack: StackFactory, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = await with_files(make_stack, store_dir)
+    _, ana, _ = await people(stack)
+    monkeypatch.setattr(services.uploads, "IMAGE_SECONDS", 0.000_001)
+    r = await upload(stack, ana, png(2000, 2000), name="slow.png")
+    assert_error(r, 413, "too_large")
     assert await rows(stack) == [] and files(stack) == []
 
 
