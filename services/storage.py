@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from config.settings import Settings, sqlite_path
+from config.settings import Settings, redact_url, sqlite_path
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -46,6 +46,9 @@ class Store(Protocol):
 
     def open(self) -> None:
         """Make the directories it needs (at start, not at import or for a command)."""
+
+    def where(self) -> str:
+        """Where the bytes go, for the log."""
 
     async def save(self, key: str, source: Path, content_type: str) -> None:
         """Store the file `source` under `key`; the file may be moved away."""
@@ -92,6 +95,9 @@ class FileStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.scratch = directory / ".incoming"
+
+    def where(self) -> str:
+        return f"directory {self.directory.resolve()}"
 
     def open(self) -> None:
         _private_dir(self.directory)
@@ -155,6 +161,10 @@ class S3Store:
         self._client: S3Client | None = None
         self._opening = asyncio.Lock()
         self._sending = asyncio.Semaphore(PARTS_IN_FLIGHT)
+
+    def where(self) -> str:
+        endpoint = redact_url(self.settings.s3_endpoint_url or "AWS")
+        return f"s3://{self.bucket}/{self.prefix} at {endpoint}"
 
     def open(self) -> None:
         _private_dir(self.scratch)

@@ -185,6 +185,7 @@ class Uploads:
 
     def start(self) -> None:
         self.store.open()
+        log.info("attachments are stored in %s", self.store.where())
         self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def close(self) -> None:
