@@ -243,8 +243,16 @@ def read_password() -> str:
 
 def print_nginx_config(listen: str, upstreams: list[str], prefix: str) -> int:
     try:
+        settings = load_settings(require_secret=False)  # UPLOAD_MAX_BYTES, as the workers'
+    except SettingsError as exc:
+        sys.stderr.write(f"nginx-config: {exc}\n")
+        return 2
+    try:
         text = nginx.render(
-            nginx.parse_listen(listen), [nginx.Upstream.parse(u) for u in upstreams], Path(prefix)
+            nginx.parse_listen(listen),
+            [nginx.Upstream.parse(u) for u in upstreams],
+            Path(prefix),
+            upload_max_bytes=settings.upload_max_bytes,
         )
     except ValueError as exc:
         sys.stderr.write(f"nginx-config: {exc}\n")

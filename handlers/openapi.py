@@ -129,16 +129,29 @@ _UPLOAD_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": f"^{ATTACHMENT_ID.pattern}$"},
 }
-_SERVED = {
-    "description": "The bytes (a directory store), with the stored Content-Type, "
-    "`Content-Disposition` (`inline` for images, else `attachment`), "
-    "`Cache-Control: private` and `Content-Security-Policy: default-src 'none'`",
-    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-}
-_SIGNED = {
-    "description": "An S3 store: `Location` is a URL signed for 60 s that serves the bytes "
-    "with the same Content-Type and Content-Disposition"
-}
+
+
+def _served(summary: str) -> dict[str, Any]:
+    """A GET that answers with stored bytes, or with a redirect to the store."""
+    return {
+        "summary": summary,
+        "parameters": [_UPLOAD_ID],
+        "responses": {
+            "200": {
+                "description": "The bytes (a directory store), with the stored Content-Type, "
+                "`Content-Disposition` (`inline` for images, else `attachment`), "
+                "`Cache-Control: private` and `Content-Security-Policy: default-src 'none'`",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "302": {
+                "description": "An S3 store: `Location` is a URL signed for 60 s that serves "
+                "the bytes with the same Content-Type and Content-Disposition"
+            },
+            **_errors(Code.NOT_FOUND),
+        },
+        **SECURED,
+    }
+
 
 SECURED: dict[str, Any] = {"security": [{"bearer": []}, {"cookie": []}]}
 CHANGES = Code.UNSUPPORTED_MEDIA_TYPE  # every POST and PATCH must be application/json
@@ -737,26 +750,17 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/api/uploads/{id}": {
-            "get": _op(
+            "get": _served(
                 "The bytes of an upload: for its uploader, and once in a message for that "
                 "conversation's user (not a private note's) and every admin; 404 for anyone "
-                "else, as for no such id",
-                (200, "", None),
-                Code.NOT_FOUND,
-                parameters=[_UPLOAD_ID],
-                **SECURED,
+                "else and without a token, as for no such id"
             )
-            | {"responses": {"200": _SERVED, "302": _SIGNED, **_errors(Code.NOT_FOUND)}},
         },
         "/api/uploads/{id}/thumbnail": {
-            "get": _op(
-                "An image's thumbnail (at most 320 px a side; WebP), to the same people",
-                (200, "", None),
-                Code.NOT_FOUND,
-                parameters=[_UPLOAD_ID],
-                **SECURED,
+            "get": _served(
+                "An image's thumbnail (at most 320 px a side, WebP), for the same people; 404 "
+                "for an upload that is no image"
             )
-            | {"responses": {"200": _SERVED, "302": _SIGNED, **_errors(Code.NOT_FOUND)}},
         },
         "/api/canned-responses": {
             "get": _op(

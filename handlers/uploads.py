@@ -3,6 +3,8 @@ stored bytes served back to those who may read them."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from urllib.parse import quote
 
 import tornado.web
@@ -12,16 +14,20 @@ from handlers.base import ApiHandler
 from handlers.listen import BODY_TIMEOUT
 from services import Services
 from services.errors import AppError, Code
+from services.incoming import Incoming, UploadRequest
 from services.inputs import declared_length, media_type, upload_id, upload_name
-from services.uploads import Incoming, UploadRequest
 from services.wire import attachment_to_wire
 
 # The slowest upload still taken: the body timeout grows with the largest allowed body.
 SLOWEST_BYTES_PER_SECOND = 32 * 1024
-# Tornado's own cap for this route. `data_received` refuses a body at UPLOAD_MAX_BYTES, and
-# Tornado closes the connection once that answer is written; a lower cap here would refuse a
-# chunk header that crosses the limit with a bare 400 before the body reaches that check.
+# Tornado's own cap for this route: the handler refuses a body past UPLOAD_MAX_BYTES itself,
+# with its JSON answer (a lower cap here would cut the connection with a bare 400 first).
 STREAMED_BODY_CAP = 1 << 40
+# After a refusal the rest of the body is read and dropped for at most this long, then the
+# connection is closed. Closing at once, with the client still sending, resets the connection,
+# and a client that sends its whole body before reading (most do) then sees that reset
+# instead of the answer.
+LINGER_SECONDS = 10.0
 SERVED_CSP = "default-src 'none'"
 
 
@@ -29,53 +35,87 @@ SERVED_CSP = "default-src 'none'"
 class UploadsApi(ApiHandler):
     """`POST /api/uploads`. Its body is the file, not JSON: the custom `Upload-Name` header,
     which no cross-site form can send and no cross-site script can send without a CORS
-    preflight this server never grants, is its CSRF protection instead of the JSON type."""
+    preflight this server never grants, is its CSRF protection instead of the JSON type.
+
+    A refusal is answered as soon as it is known, before the body has come (`_refuse`); the
+    rest of the body is then dropped as it arrives, and the request ends with it."""
 
     incoming: Incoming | None = None
+    refusal: AppError | None = None
+    _linger: asyncio.TimerHandle | None = None
 
     async def prepare(self) -> None:
         if self.request.method != "POST":
             raise tornado.web.HTTPError(405)
-        await self.load_user()
-        me = self.require_user()
-        headers = self.request.headers
-        request = UploadRequest(
-            name=upload_name(headers.get("Upload-Name")),
-            content_type=media_type(headers.get("Content-Type")),
-            length=declared_length(headers.get("Content-Length")),
-        )
-        self.incoming = await self.services.uploads.begin(me, request)
         limit = self.services.settings.upload_max_bytes
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
             connection.set_max_body_size(STREAMED_BODY_CAP)
             connection.set_body_timeout(BODY_TIMEOUT + limit / SLOWEST_BYTES_PER_SECOND)
+        await self.load_user()
+        headers = self.request.headers
+        try:
+            me = self.require_user()
+            request = UploadRequest(
+                name=upload_name(headers.get("Upload-Name")),
+                content_type=media_type(headers.get("Content-Type")),
+                length=declared_length(headers.get("Content-Length")),
+            )
+            self.incoming = await self.services.uploads.begin(me, request)
+        except AppError as exc:
+            if headers.get("Expect", "").lower() == "100-continue":
+                raise  # answered instead of the 100: the client sends no body
+            self._refuse(exc)
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished or self.incoming is None:
-            return
+        if self.refusal is not None or self.incoming is None:
+            return  # refused: what is still sent is dropped
         try:
             self.incoming.feed(chunk)
         except AppError as exc:
-            # Answered now, while the client may still be sending: Tornado then reads no more
-            # of the body into this handler, and closes the connection.
-            self._discard()
-            self.send_error(exc.status, exc_info=(type(exc), exc, None))
+            self._refuse(exc)
 
     async def post(self) -> None:
+        if self.refusal is not None:
+            self.finish()  # the answer went out already; the body is over
+            return
         if self._finished or self.incoming is None:
             return
         incoming, self.incoming = self.incoming, None
         attachment = await self.services.uploads.finish(self.require_user(), incoming)
         self.send_json({"attachment": attachment_to_wire(attachment)}, 201)
 
-    def on_connection_close(self) -> None:
+    def _refuse(self, exc: AppError) -> None:
+        """Send the error now, complete (its length given), without ending the request."""
         self._discard()
+        self.refusal = exc
+        body = json.dumps(exc.body(), ensure_ascii=False).encode()
+        self.set_status(exc.status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Length", str(len(body)))
+        self.write(body)
+        self.flush().add_done_callback(lambda sent: sent.cancelled() or sent.exception())
+        loop = asyncio.get_running_loop()
+        self._linger = loop.call_later(LINGER_SECONDS, self._hang_up)
+
+    def _hang_up(self) -> None:
+        connection = self.request.connection
+        if not self._finished and isinstance(connection, HTTP1Connection):
+            connection.stream.close()
+
+    def on_connection_close(self) -> None:
+        self._end()
         super().on_connection_close()
 
     def on_finish(self) -> None:
-        self._discard()
+        self._end()
         super().on_finish()
+
+    def _end(self) -> None:
+        self._discard()
+        if self._linger is not None:
+            self._linger.cancel()
 
     def _discard(self) -> None:
         incoming, self.incoming = self.incoming, None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from config.settings import Settings, sqlite_path
+from config.settings import Settings, redact_url, sqlite_path
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -29,6 +29,10 @@ READ_CHUNK = 64 * 1024
 # S3: one request up to this size, multipart above it with parts of this size (S3's parts are
 # at least 5 MiB but the last): an upload holds one part in memory at a time.
 PART_BYTES = 8 * 1024 * 1024
+# Parts (or whole small objects) being sent at once by this process, whatever the number of
+# uploads: what S3 uploads hold in memory is at most this many parts (and the copies the
+# client makes of each to sign and send it), 20 concurrent uploads or 2.
+PARTS_IN_FLIGHT = 4
 LINK_SECONDS = 60
 # Scratch files older than this were left by a process that stopped mid-upload.
 STALE_SCRATCH_SECONDS = 3600.0
@@ -43,6 +47,9 @@ class Store(Protocol):
 
     def open(self) -> None:
         """Make the directories it needs (at start, not at import or for a command)."""
+
+    def where(self) -> str:
+        """Where the bytes go, for the log."""
 
     async def save(self, key: str, source: Path, content_type: str) -> None:
         """Store the file `source` under `key`; the file may be moved away."""
@@ -89,6 +96,9 @@ class FileStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.scratch = directory / ".incoming"
+
+    def where(self) -> str:
+        return f"directory {self.directory.resolve()}"
 
     def open(self) -> None:
         _private_dir(self.directory)
@@ -151,6 +161,11 @@ class S3Store:
         self._stack = contextlib.AsyncExitStack()
         self._client: S3Client | None = None
         self._opening = asyncio.Lock()
+        self._sending = asyncio.Semaphore(PARTS_IN_FLIGHT)
+
+    def where(self) -> str:
+        endpoint = redact_url(self.settings.s3_endpoint_url or "AWS")
+        return f"s3://{self.bucket}/{self.prefix} at {endpoint}"
 
     def open(self) -> None:
         _private_dir(self.scratch)
@@ -194,10 +209,12 @@ class S3Store:
             s3 = await self._s3()
             size = (await asyncio.to_thread(source.stat)).st_size
             if size <= PART_BYTES:
-                body = await asyncio.to_thread(source.read_bytes)
-                await s3.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type
-                )
+                async with self._sending:
+                    body = await asyncio.to_thread(source.read_bytes)
+                    await s3.put_object(
+                        Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type
+                    )
+                    del body
             else:
                 await self._multipart(s3, key, source, content_type)
         except StoreError:
@@ -215,14 +232,19 @@ class S3Store:
         parts: list[dict[str, Any]] = []
         try:
             with source.open("rb") as file:
-                while part := await asyncio.to_thread(file.read, PART_BYTES):
-                    sent = await s3.upload_part(
-                        Bucket=self.bucket,
-                        Key=self._key(key),
-                        UploadId=upload_id,
-                        PartNumber=len(parts) + 1,
-                        Body=part,
-                    )
+                while True:
+                    async with self._sending:
+                        part = await asyncio.to_thread(file.read, PART_BYTES)
+                        if not part:
+                            break
+                        sent = await s3.upload_part(
+                            Bucket=self.bucket,
+                            Key=self._key(key),
+                            UploadId=upload_id,
+                            PartNumber=len(parts) + 1,
+                            Body=part,
+                        )
+                        del part
                     parts.append({"ETag": sent["ETag"], "PartNumber": len(parts) + 1})
             await s3.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -248,6 +270,12 @@ class S3Store:
                 yield chunk
 
     async def link(self, key: str, *, content_type: str, disposition: str) -> str | None:
+        try:
+            return await self._presign(key, content_type=content_type, disposition=disposition)
+        except Exception as exc:  # no credentials found, a client that cannot be made
+            raise StoreError(f"S3: {type(exc).__name__}") from exc
+
+    async def _presign(self, key: str, *, content_type: str, disposition: str) -> str:
         s3 = await self._s3()
         url: str = await s3.generate_presigned_url(
             "get_object",

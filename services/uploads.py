@@ -1,24 +1,19 @@
-"""Uploads: receiving a file a chunk at a time (size and type checked as the bytes come),
-images examined off the event loop, the bytes put in the store before their row is written
-(never a row without its file), who may read one, and the sweep of uploads that no message
-claimed within a day. Messages claim uploads in their own transaction (`GroupWriter`)."""
+"""Uploads: a received file (`services/incoming.py`) checked to its end, images examined off
+the event loop, the bytes put in the store before their row is written (never a row without
+its file), who may read one, and the sweep of uploads that no message claimed within a day.
+Messages claim uploads in their own transaction (`GroupWriter`)."""
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import logging
 import random
-import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
 
-import filetype
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,104 +23,17 @@ from models.message import Message
 from models.user import Person
 from services.errors import AppError, Code, unavailable
 from services.images import FORMATS, examine
+from services.incoming import Incoming, UploadRequest, new_id, too_large
 from services.limits import AttemptWindow
 from services.storage import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-SNIFF_BYTES = 8192  # what filetype reads of a file's start
-# Same format, another name: an animated PNG is a PNG to browsers and to Pillow.
-ALIASES = {"image/apng": "image/png"}
 IMAGE_THREADS = 2  # Pillow decodes at once, per process; more wait their turn
 IMAGE_SECONDS = 30.0  # an image not examined by then (queue included) is refused
 UNCLAIMED_FOR = timedelta(hours=24)
 SWEEP_SECONDS = 600.0
 SWEEP_BATCH = 200
-
-
-def new_id() -> str:
-    return secrets.token_urlsafe(16)  # 22 characters, 128 random bits
-
-
-@dataclass(frozen=True)
-class UploadRequest:
-    name: str
-    content_type: str  # a media type of UPLOAD_TYPES
-    length: int | None  # Content-Length; None for a chunked body
-
-
-class Incoming:
-    """One upload being received into a scratch file: refused (`AppError`) as soon as it is
-    too large or its first bytes are not of the declared type; one chunk in memory at most."""
-
-    def __init__(self, request: UploadRequest, *, limit: int, scratch: Path) -> None:
-        self.request, self.limit = request, limit
-        self.path = scratch / f"{new_id()}.part"
-        self.size = 0
-        self._head = b""
-        self._sniffed = False
-        self._file: IO[bytes] | None = self.path.open("xb")
-        self.path.chmod(0o600)
-        text = request.content_type == "text/plain"
-        self._text = codecs.getincrementaldecoder("utf-8")("strict") if text else None
-
-    def feed(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.limit:
-            raise too_large(self.limit)
-        if self._text is not None:
-            self._check_text(chunk, final=False)
-        elif not self._sniffed:
-            self._head += chunk[: SNIFF_BYTES - len(self._head)]
-            if len(self._head) >= SNIFF_BYTES:
-                self._sniff()
-        if self._file is not None:
-            self._file.write(chunk)
-
-    def done(self) -> None:
-        """The whole body has come."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self.size == 0:
-            raise AppError(Code.INVALID, "The file is empty.")
-        if self._text is not None:
-            self._check_text(b"", final=True)
-        elif not self._sniffed:
-            self._sniff()
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-
-    def _check_text(self, chunk: bytes, *, final: bool) -> None:
-        try:
-            if self._text is not None:
-                self._text.decode(chunk, final=final)
-        except UnicodeDecodeError:
-            raise not_of_type("text/plain") from None
-        if b"\x00" in chunk:
-            raise not_of_type("text/plain")
-
-    def _sniff(self) -> None:
-        self._sniffed = True
-        found = filetype.guess_mime(self._head)
-        if ALIASES.get(found, found) != self.request.content_type:
-            raise not_of_type(self.request.content_type)
-        self._head = b""
-
-
-def too_large(limit: int) -> AppError:
-    return AppError(Code.TOO_LARGE, "Files may be at most %(max)d bytes.", max=limit)
-
-
-def not_of_type(content_type: str) -> AppError:
-    return AppError(
-        Code.UNSUPPORTED_MEDIA_TYPE, "The file's bytes are not of type %(type)s.", type=content_type
-    )
 
 
 class Uploads:
@@ -258,7 +166,12 @@ class Uploads:
         raise AppError(Code.NOT_FOUND, "No such upload.")
 
     async def link(self, key: str, *, content_type: str, disposition: str) -> str | None:
-        return await self.store.link(key, content_type=content_type, disposition=disposition)
+        """A signed URL of the store that serves the bytes, or None: read them here."""
+        try:
+            return await self.store.link(key, content_type=content_type, disposition=disposition)
+        except StoreError as exc:
+            log.warning("upload not linked (%s)", exc)
+            raise unavailable() from exc
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
         try:
@@ -272,6 +185,7 @@ class Uploads:
 
     def start(self) -> None:
         self.store.open()
+        log.info("attachments are stored in %s", self.store.where())
         self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def close(self) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.settings import Secret, Settings, parse_database_url  # noqa: E402
+from config.settings import Secret, Settings, Storage, parse_database_url  # noqa: E402
 from models import Base  # noqa: E402
 from models.db import make_engine, make_sessions, migrate  # noqa: E402
 from services import Services  # noqa: E402
@@ -263,7 +263,13 @@ async def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
     async def start(**overrides: Any) -> Stack:
         settings = replace(
-            Settings(database_url=url, jwt_secret=secret, port=0, redis_prefix=prefix),
+            Settings(
+                database_url=url,
+                jwt_secret=secret,
+                port=0,
+                redis_prefix=prefix,
+                storage=Storage("file", str(tmp_path / "uploads")),  # shared by its workers
+            ),
             **overrides,
         )
         engine = make_engine(settings.database_url)

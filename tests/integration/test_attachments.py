@@ -11,7 +11,7 @@ import os
 import secrets
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import event, select, update
 
+import services.uploads
 from config.settings import Secret, Storage
 from models.attachment import Attachment
 from services.storage import PART_BYTES
@@ -254,8 +255,22 @@ async def test_a_message_claims_only_its_senders_unused_uploads(
     ten = [await uploaded(stack, ana, png(8, 8), name=f"{i}.png") for i in range(10)]
     ack = await send({"text": "all", "attachments": [t["id"] for t in reversed(ten)]})
     assert ack["ok"] and ack["message"]["attachments"] == ten
-    synced = (await user.call("sync", {"after": first["message"]["id"]}))["messages"]
-    assert synced[0]["attachments"] == ten
+    more = await uploaded(stack, ana, pdf(), content_type="application/pdf")
+    assert (await send({"text": "one more", "attachments": [more["id"]]}))["ok"]
+    # A list of messages reads the attachments of all of them in one query.
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = stack.services.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        synced = (await user.call("sync", {"after": 0}))["messages"]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [m["attachments"] for m in synced] == [[mine], ten, [more]]
+    assert len([s for s in seen if "FROM attachments" in s]) == 1, seen
 
 
 async def test_concurrent_messages_claim_an_upload_once(
@@ -443,6 +458,18 @@ async def test_a_decompression_bomb_is_refused_before_it_is_decoded(
 
 
 @SQLITE_ONLY
+async def test_an_image_not_examined_in_time_is_refused(
+    make_stack: StackFactory, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = await with_files(make_stack, store_dir)
+    _, ana, _ = await people(stack)
+    monkeypatch.setattr(services.uploads, "IMAGE_SECONDS", 0.000_001)
+    r = await upload(stack, ana, png(2000, 2000), name="slow.png")
+    assert_error(r, 413, "too_large")
+    assert await rows(stack) == [] and files(stack) == []
+
+
+@SQLITE_ONLY
 async def test_names_are_checked_and_never_paths(make_stack: StackFactory, store_dir: Path) -> None:
     stack = await with_files(make_stack, store_dir)
     _, ana, _ = await people(stack)
@@ -555,7 +582,6 @@ def text_chunks(total: int, size: int = 256 * 1024, *, chunked: bool = False) ->
 
 
 @SQLITE_ONLY
-@pytest.mark.slow
 async def test_bodies_past_the_limit_are_refused_without_being_held(
     make_stack: StackFactory, store_dir: Path
 ) -> None:
@@ -569,6 +595,7 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
     assert b'"too_large"' in got
     assert sent < 64 * 1024 * 1024, sent
+    print(f"Content-Length refused after {sent / 2**20:.1f} MiB sent")
 
     # A chunked body of unknown length: cut once it passes the limit.
     got, sent = await raw_post(
@@ -576,6 +603,7 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     )
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
     assert sent < 64 * 1024 * 1024, sent
+    print(f"chunked body cut after {sent / 2**20:.1f} MiB sent")
 
     # With Expect: 100-continue, the refusal comes instead of the 100.
     got, sent = await raw_post(
@@ -587,6 +615,7 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
 
     growth = rss_bytes() - before
+    print(f"200 MB refused twice: RSS +{growth / 2**20:.1f} MiB")  # shown by pytest -s
     assert growth < 32 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
     assert await rows(stack) == [] and files(stack) == []
     assert os.listdir(store_dir / ".incoming") == []
@@ -596,6 +625,32 @@ async def test_bodies_past_the_limit_are_refused_without_being_held(
     got, sent = await raw_post(stack, ana, {"Content-Length": str(limit)}, text_chunks(limit))
     assert got.startswith(b"HTTP/1.1 201 "), got[:300]
     assert [r.size for r in await rows(stack)] == [limit]
+
+
+@SQLITE_ONLY
+async def test_a_client_that_sends_its_whole_body_first_still_reads_the_refusal(
+    make_stack: StackFactory, store_dir: Path
+) -> None:
+    """httpx, like most clients, reads the answer only once its body is sent: the refusal is
+    sent at once, and the rest of the body is dropped as it comes rather than reset."""
+    stack = await with_files(make_stack, store_dir, upload_max_bytes=1024 * 1024)
+    _, ana, _ = await people(stack)
+    big = b"a" * (8 * 1024 * 1024)
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for _ in range(32):
+            yield b"b" * (256 * 1024)
+
+    for _ in range(2):  # and the connection, kept alive, serves the next request
+        assert_error(await upload(stack, ana, big, content_type="text/plain"), 413, "too_large")
+        r = await upload(stack, ana, chunked(), content_type="text/plain")
+        assert_error(r, 413, "too_large")
+        r = await upload(stack, None, big, content_type="text/plain")
+        assert_error(r, 401, "unauthenticated")
+        r = await upload(stack, ana, big[: 512 * 1024], content_type="image/png")
+        assert_error(r, 415, "unsupported_media_type")  # judged by its first bytes
+    assert (await uploaded(stack, ana, b"fine", content_type="text/plain"))["size"] == 4
+    assert len(await rows(stack)) == 1
 
 
 # -- a store that is down ---------------------------------------------------------------------
@@ -614,9 +669,11 @@ async def test_an_unreachable_s3_store_is_unavailable_and_nothing_is_half_stored
         aws_region="us-east-1",
     )
     _, ana, _ = await people(stack)
+    scratch = stack.services.uploads.store.scratch  # shared by this machine's S3 workers
+    before = set(os.listdir(scratch))
     assert_error(await upload(stack, ana, png(), name="a.png"), 503, "unavailable")
     assert await rows(stack) == []
-    assert os.listdir(stack.services.uploads.store.scratch) == []
+    assert set(os.listdir(scratch)) <= before
 
 
 @SQLITE_ONLY
@@ -768,3 +825,42 @@ async def test_two_workers_on_s3(make_stack: StackFactory, s3_server: str, s3_bu
     r = await fetch(b, up["url"], boss)
     async with httpx.AsyncClient() as outside:
         assert (await outside.get(r.headers["location"])).content == pdf()
+
+
+# -- behind nginx, as deployed -----------------------------------------------------------------
+
+from tests.integration.test_nginx import DeploymentFactory, deploy  # noqa: E402, F401
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.mariadb
+async def test_uploads_go_through_nginx_and_are_read_back_from_every_worker(
+    deploy: DeploymentFactory,  # noqa: F811
+) -> None:
+    d = await deploy("a", "b")  # UPLOAD_MAX_BYTES: 10 MiB, for nginx-config as for the workers
+    await d.add_users("ana", admins=("boss",))
+    ana = await d.login("ana")
+    headers = {**bearer(ana), "Content-Type": "application/pdf", "Upload-Name": "big.pdf"}
+    body = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)  # past nginx's limit for other routes
+    r = await d.http.post("/api/uploads", content=body, headers=headers, timeout=30)
+    a = attachment_of(r)
+    # Past UPLOAD_MAX_BYTES, with a length or chunked: the contract's JSON answer.
+    huge = body * 4
+    r = await d.http.post("/api/uploads", content=huge, headers=headers, timeout=30)
+    assert_error(r, 413, "too_large")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(huge), 256 * 1024):
+            yield huge[start : start + 256 * 1024]
+
+    r = await d.http.post("/api/uploads", content=chunks(), headers=headers, timeout=30)
+    assert_error(r, 413, "too_large")
+    got = await d.http.get(a["url"], headers=bearer(ana))
+    assert got.status_code == 200 and got.content == body
+    for worker in d.workers.values():  # each reads the store the workers share
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as direct:
+            got = await direct.get(a["url"], headers=bearer(ana))
+        assert got.status_code == 200 and got.content == body
+    boss = await d.login("boss")
+    assert_error(await d.http.get(a["url"], headers=bearer(boss)), 404, "not_found")

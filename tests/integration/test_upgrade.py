@@ -114,6 +114,7 @@ async def test_a_0001_database_upgrades_with_one_open_conversation_per_user(
     )
     assert r.json()["conversations"][0]["user"] == "cid"
     assert r.json()["conversations"][0]["last_message"]["text"] == "now me"
+    assert r.json()["conversations"][0]["last_message"]["attachments"] == []  # 0004's table
 
 
 @pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)  # its database is ours

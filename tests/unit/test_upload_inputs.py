@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.errors import AppError, Code
+from services.incoming import SNIFF_BYTES, Incoming, UploadRequest
 from services.inputs import Draft, attachment_ids, upload_id, upload_name
-from services.uploads import SNIFF_BYTES, Incoming, UploadRequest
 
 ID = "b1Vq0yXz4tq0kRj9mZ8c3A"
 
