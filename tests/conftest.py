@@ -22,7 +22,7 @@ import httpx
 import pytest
 import socketio
 import tornado.locale
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,6 +193,22 @@ class Stack:
             return client.refusal or str(exc)
         await client.sio.disconnect()
         return None
+
+
+@contextlib.contextmanager
+def statements(stack: Stack) -> Iterator[list[str]]:
+    """Every SQL statement the stack's engine sends meanwhile, in order."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    engine = stack.services.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 class Client:

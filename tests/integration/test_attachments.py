@@ -20,13 +20,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 import services.uploads
 from config.settings import Secret, Storage
 from models.attachment import Attachment
 from services.storage import PART_BYTES
-from tests.conftest import Stack, StackFactory, free_port, service_url
+from tests.conftest import Stack, StackFactory, free_port, service_url, statements
 from tests.integration.test_api import assert_error, bearer
 
 SQLITE_ONLY = pytest.mark.parametrize("make_stack", ["sqlite"], indirect=True)
@@ -258,17 +258,8 @@ async def test_a_message_claims_only_its_senders_unused_uploads(
     more = await uploaded(stack, ana, pdf(), content_type="application/pdf")
     assert (await send({"text": "one more", "attachments": [more["id"]]}))["ok"]
     # A list of messages reads the attachments of all of them in one query.
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    engine = stack.services.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements(stack) as seen:
         synced = (await user.call("sync", {"after": 0}))["messages"]
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert [m["attachments"] for m in synced] == [[mine], ten, [more]]
     assert len([s for s in seen if "FROM attachments" in s]) == 1, seen
 
@@ -302,19 +293,10 @@ async def test_messages_without_attachments_cost_no_attachment_query(
     user = await stack.connect(ana)
     # The first message opens the conversation (announced with its last message, read back).
     assert (await user.call("mensaje_privado", {"text": "hello"}))["ok"]
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    engine = stack.services.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements(stack) as seen:
         acks = await asyncio.gather(
             *(user.call("mensaje_privado", {"text": f"m{i}"}) for i in range(20))
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert all(ack["ok"] for ack in acks)
     assert any("INSERT INTO messages" in s for s in seen)
     assert not [s for s in seen if "attachments" in s]

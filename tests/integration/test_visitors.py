@@ -22,7 +22,7 @@ from config.settings import Secret
 from models.user import User
 from models.visitor import Visitor
 from services.inputs import USERNAME
-from tests.conftest import Stack, StackFactory, service_url
+from tests.conftest import Stack, StackFactory, service_url, statements
 from tests.integration.test_api import assert_error, bearer, from_address
 from tests.integration.test_js_client import JS, node_or_skip
 from tests.integration.test_pages import browser, post_login
@@ -448,21 +448,10 @@ async def test_the_inbox_reads_visitors_in_one_query_per_page(make_stack: StackF
         made = admitted(await post(stack, {"id": f"c{i}", "hash": sign(f"c{i}")}), 201)
         client = await stack.connect(made["token"])
         assert (await client.call("mensaje_privado", {"text": f"m{i}"}))["ok"]
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    from sqlalchemy import event
-
-    engine = stack.services.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(stack) as seen:
         found = await inbox(stack, boss_token)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(found) == 4 and all(c["verified"] for c in found.values())
-    assert sum("visitors" in s for s in statements) == 1, statements
+    assert sum("visitors" in s for s in seen) == 1, seen
 
 
 async def test_a_visitor_chats_through_the_official_js_client(make_stack: StackFactory) -> None:
