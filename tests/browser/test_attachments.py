@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from config.settings import Secret
 from tests.browser.conftest import Browser, Tab
 from tests.browser.helpers import LOCALES, admin_tab, assert_clean, open_conversation, user_tab
-from tests.browser.test_widget import _host_site, frame, open_widget
+from tests.browser.test_widget import WIDGET_SECRET, HostSite, frame, host_site, open_widget
 from tests.conftest import Stack, StackFactory
 
 try:
@@ -153,35 +154,34 @@ async def test_a_refused_file_says_why_and_is_not_sent(ui: Browser, stack: Stack
     assert_clean(user)
 
 
-WIDGET_SECRET = "widget-secret-for-the-browser-tests-0123456789"
+@pytest.fixture
+def shop() -> Iterator[HostSite]:
+    with host_site() as found:
+        yield found
 
 
 async def test_the_widget_attaches_and_shows_images_with_its_token(
-    ui: Browser, make_stack: StackFactory
+    ui: Browser, make_stack: StackFactory, shop: HostSite
 ) -> None:
-    site, server = await _host_site()
-    try:
-        stack = await make_stack(widget_origins=(site.origin,), widget_secret=Secret(WIDGET_SECRET))
-        visitor = await ui.tab(locale=LOCALES["en"])
-        await visitor.page.goto(site.page("shop", stack.url))
-        await open_widget(visitor)
-        chat = frame(visitor)
-        await expect(chat.get_by_role("button", name="Attach file")).to_be_visible()
-        await attach(visitor, file("photo.png", "image/png", png(600, 400)), scope=chat)
-        box = chat.get_by_role("textbox", name="Message", exact=True)
-        await box.fill("From the widget")
-        await send_enter(box)
-        image = chat.get_by_role("log").locator("li.mine").last.get_by_role("img", name="photo.png")
-        await expect(image).to_be_visible()
-        # Fetched with the token (the frame sends no cookie), shown from a blob: URL.
-        assert (await image.get_attribute("src") or "").startswith("blob:")
-        assert await image.evaluate("i => i.complete && i.naturalWidth") == 320
+    stack = await make_stack(widget_origins=(shop.origin,), widget_secret=Secret(WIDGET_SECRET))
+    visitor = await ui.tab(locale=LOCALES["en"])
+    await visitor.page.goto(shop.page("shop", stack.url))
+    await open_widget(visitor)
+    chat = frame(visitor)
+    await expect(chat.get_by_role("button", name="Attach file")).to_be_visible()
+    await attach(visitor, file("photo.png", "image/png", png(600, 400)), scope=chat)
+    box = chat.get_by_role("textbox", name="Message", exact=True)
+    await box.fill("From the widget")
+    await send_enter(box)
+    image = chat.get_by_role("log").locator("li.mine").last.get_by_role("img", name="photo.png")
+    await expect(image).to_be_visible()
+    # Fetched with the token (the frame sends no cookie), shown from a blob: URL.
+    assert (await image.get_attribute("src") or "").startswith("blob:")
+    assert await image.evaluate("i => i.complete && i.naturalWidth") == 320
 
-        admin = await admin_tab(ui, stack)
-        visitor_item = admin.page.get_by_role("list").get_by_role("button")
-        await visitor_item.filter(has_text="Visitor").first.click()
-        seen = admin.page.get_by_role("log").get_by_role("img", name="photo.png")
-        await expect(seen).to_be_visible()
-        assert_clean(visitor, admin)
-    finally:
-        server.stop()  # type: ignore[attr-defined]
+    admin = await admin_tab(ui, stack)
+    visitor_item = admin.page.get_by_role("list").get_by_role("button")
+    await visitor_item.filter(has_text="Visitor").first.click()
+    seen = admin.page.get_by_role("log").get_by_role("img", name="photo.png")
+    await expect(seen).to_be_visible()
+    assert_clean(visitor, admin)

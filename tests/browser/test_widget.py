@@ -5,11 +5,12 @@ closed button; Spanish; a phone-sized screen; and a site not in WIDGET_ORIGINS c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import html
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -77,18 +78,30 @@ class _HostPage(tornado.web.RequestHandler):
         self.finish(self.site.pages[name])
 
 
-async def _host_site() -> tuple[HostSite, object]:
+@contextlib.contextmanager
+def host_site() -> Iterator[HostSite]:
+    """A site served on a port of its own while in the block."""
     site = HostSite(free_port())
     app = tornado.web.Application([(r"/([a-z0-9.-]+)", _HostPage, {"site": site})])
     server = app.listen(site.port, address="127.0.0.1")
-    return site, server
+    try:
+        yield site
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[HostSite]:
-    found, server = await _host_site()
-    yield found
-    server.stop()  # type: ignore[attr-defined]
+def site() -> Iterator[HostSite]:
+    """The company's site, in WIDGET_ORIGINS."""
+    with host_site() as found:
+        yield found
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[HostSite]:
+    """Another site, not in WIDGET_ORIGINS."""
+    with host_site() as found:
+        yield found
 
 
 @pytest.fixture
@@ -259,22 +272,17 @@ async def test_phone_sized_screen_and_spanish(ui: Browser, stack: Stack, site: H
 
 
 async def test_a_site_not_in_widget_origins_cannot_show_the_widget(
-    ui: Browser, stack: Stack
+    ui: Browser, stack: Stack, elsewhere: HostSite
 ) -> None:
-    other, server = await _host_site()
-    try:
-        page_url = other.page("elsewhere", stack.url)
-        tab = await ui.tab(locale=LOCALES["en"])
-        await tab.page.goto(page_url)
-        # The loader runs (it loads from any site), but the server refuses to be framed there.
-        await launcher(tab).click()
-        await expect(tab.page.locator(FRAME)).to_be_visible()
-        box = frame(tab).get_by_role("textbox", name="Message", exact=True)
-        await tab.page.wait_for_timeout(1500)
-        assert await box.count() == 0
-        assert any("frame" in e.lower() for e in tab.errors), tab.errors
-    finally:
-        server.stop()  # type: ignore[attr-defined]
+    tab = await ui.tab(locale=LOCALES["en"])
+    await tab.page.goto(elsewhere.page("elsewhere", stack.url))
+    # The loader runs (it loads from any site), but the server refuses to be framed there.
+    await launcher(tab).click()
+    await expect(tab.page.locator(FRAME)).to_be_visible()
+    box = frame(tab).get_by_role("textbox", name="Message", exact=True)
+    await tab.page.wait_for_timeout(1500)
+    assert await box.count() == 0
+    assert any("frame" in e.lower() for e in tab.errors), tab.errors
 
 
 async def test_the_launcher_believes_only_its_own_frame(
@@ -296,23 +304,19 @@ async def test_the_launcher_believes_only_its_own_frame(
 
 
 async def test_the_frame_refuses_to_be_framed_by_another_site_even_when_asked_for(
-    ui: Browser, stack: Stack, site: HostSite
+    ui: Browser, stack: Stack, site: HostSite, elsewhere: HostSite
 ) -> None:
     """A page elsewhere that frames /widget naming an allowed site as `origin` is still
     refused: frame-ancestors is checked against the real parent."""
-    other, server = await _host_site()
-    try:
-        target = f"{stack.url}/widget?origin={site.origin}"
-        other.pages["frames"] = (
-            f'<iframe title="Support chat" src="{html.escape(target)}"></iframe>'
-        )
-        tab = await ui.tab(locale=LOCALES["en"])
-        await tab.page.goto(f"{other.origin}/frames")
-        await tab.page.wait_for_timeout(1500)
-        assert await frame(tab).get_by_role("textbox", name="Message", exact=True).count() == 0
-        assert any("frame" in e.lower() for e in tab.errors), tab.errors
-    finally:
-        server.stop()  # type: ignore[attr-defined]
+    target = f"{stack.url}/widget?origin={site.origin}"
+    elsewhere.pages["frames"] = (
+        f'<iframe title="Support chat" src="{html.escape(target)}"></iframe>'
+    )
+    tab = await ui.tab(locale=LOCALES["en"])
+    await tab.page.goto(f"{elsewhere.origin}/frames")
+    await tab.page.wait_for_timeout(1500)
+    assert await frame(tab).get_by_role("textbox", name="Message", exact=True).count() == 0
+    assert any("frame" in e.lower() for e in tab.errors), tab.errors
 
 
 async def test_an_identified_visitor_with_a_malformed_email_still_gets_in(
