@@ -242,6 +242,7 @@ async def test_identified_visitor_finds_the_same_conversation_in_another_browser
     thread = admin.page.locator(".thread")
     await expect(thread).to_contain_text("ann@example.com")
     await expect(thread).to_contain_text("Verified")
+    await admin.shoot("inbox-verified-visitor")
     assert_clean(laptop, phone, admin)
 
 
