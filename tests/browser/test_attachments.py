@@ -92,6 +92,7 @@ async def test_a_png_goes_up_with_progress_and_the_admin_opens_it(
     image = theirs.get_by_role("img", name="screen shot.png")
     await expect(image).to_be_visible()
     assert await image.evaluate("i => i.complete && i.naturalWidth") == 320  # the thumbnail
+    await admin.shoot("attachment")
     async with admin.page.context.expect_page() as opened:
         await image.click()
     full = await opened.value
