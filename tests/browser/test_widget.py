@@ -331,3 +331,24 @@ async def test_an_identified_visitor_with_a_malformed_email_still_gets_in(
     await visitor_sends(tab, "Hi from Bob")
     tab.errors[:] = [e for e in tab.errors if "400" not in e]  # the refused first try
     assert_clean(tab)
+
+
+async def test_with_required_identity_only_identified_customers_see_the_widget(
+    ui: Browser, make_stack: StackFactory, site: HostSite
+) -> None:
+    stack = await make_stack(
+        widget_origins=(site.origin,),
+        widget_secret=Secret(WIDGET_SECRET),
+        widget_identity="required",
+    )
+    anonymous = await ui.tab(locale=LOCALES["en"])
+    await anonymous.page.goto(site.page("shop", stack.url))
+    await anonymous.page.wait_for_timeout(1000)  # the loader has run by now
+    assert await anonymous.page.locator("supportchat-widget").count() == 0
+    assert await launcher(anonymous).count() == 0
+
+    customer = await ui.tab(locale=LOCALES["en"])
+    await customer.page.goto(site.page("account", stack.url, user=signed("42", name="Ann")))
+    await open_widget(customer)
+    await visitor_sends(customer, "Signed in and writing")
+    assert_clean(anonymous, customer)
