@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import tornado.escape
 import tornado.locale
 import tornado.web
@@ -27,6 +29,17 @@ def frame_csp(pages: str, origins: tuple[str, ...]) -> str:
     return pages.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(origins))
 
 
+@functools.cache
+def loader_config(identity: str) -> str:
+    """The loader's settings and its texts in each language, as JSON: the same for every page
+    view of every site, so made once."""
+    strings = {
+        lang: {k: tornado.locale.get(lang).translate(v) for k, v in LOADER_STRINGS.items()}
+        for lang in LANGUAGES
+    }
+    return tornado.escape.json_encode({"identity": identity, "strings": strings})
+
+
 class WidgetScript(HtmlHandler):
     """The loader, for any site to include (no Cross-Origin-Resource-Policy on it); only the
     sites of WIDGET_ORIGINS can show its frame."""
@@ -35,14 +48,9 @@ class WidgetScript(HtmlHandler):
         settings = self.services.settings
         if not settings.widget:
             raise tornado.web.HTTPError(404)
-        strings = {
-            lang: {k: tornado.locale.get(lang).translate(v) for k, v in LOADER_STRINGS.items()}
-            for lang in LANGUAGES
-        }
-        config = {"identity": settings.widget_identity, "strings": strings}
         self.set_header("Content-Type", "text/javascript; charset=UTF-8")
         self.set_header("Cache-Control", f"public, max-age={LOADER_MAX_AGE}")
-        self.render("widget.js", config=tornado.escape.json_encode(config))
+        self.render("widget.js", config=loader_config(settings.widget_identity))
 
 
 class WidgetPage(HtmlHandler):

@@ -24,7 +24,6 @@ const words = document.getElementById("widget-i18n").dataset;
  */
 const kept = {
   memory: null,
-  own: null, // whether this frame may use its own storage (found out on first use)
   storage() {
     try {
       const storage = window.localStorage;
