@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [--db sqlite|mariadb] [--workers N] [--windows 1,4]
                                   [--rates 500,1000 --cap 64 --settle 30]
-                                  [--rounds 3] [--targets server,baseline] [--idle 2000,5000]
+                                  [--rounds 3] [--targets server,baseline,node] [--idle 2000,5000]
                                   [--server-dir NAME=PATH] (target server@NAME; server:N = N
                                   processes on Redis)
 
@@ -16,6 +16,11 @@ server/baseline. Every JSON line is also appended to `--out`. The database is fr
 in a temporary directory, or with `--db mariadb` a new database on 127.0.0.1 (root, no
 password) that is dropped at the end. `--workers N` starts N server processes on Redis
 (redis://127.0.0.1:6379/0, a unique REDIS_PREFIX); clients connect to them round-robin.
+
+Target `node` is the Node.js service's hot path (`bench/node/server.js`: Express, socket.io,
+mysql2), the same subset as the baseline, on the server's database with the same tokens. It
+needs `--db mariadb`, Node 20 and its packages, installed once with
+`(cd bench/node && npm ci)`; it runs as 1 process only (no Redis adapter).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PY = sys.executable
+NODE_DIR = BENCH / "node"
+KINDS = ("server", "baseline", "node")
 ADMIN_PASSWORD = "bench-password-0123456789"  # noqa: S105 - the same as load.py's
 
 
@@ -74,15 +81,23 @@ class Servers:
         logdir: Path,
         dirs: dict[str, Path] | None = None,
     ):
-        """`target`: "server", "baseline", "server@NAME" (server.py of the checkout
-        dirs[NAME]), optionally with ":N" for N processes on Redis (overrides `workers`)."""
+        """`target`: "server", "baseline", "node" (bench/node/server.js, 1 process only),
+        "server@NAME" (server.py of the checkout dirs[NAME]), optionally with ":N" for N
+        processes on Redis (overrides `workers`)."""
         self.procs: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
         name, _, count = target.partition(":")
         workers = int(count) if count else workers
         kind, _, checkout = name.partition("@")
         cwd = (dirs or {})[checkout] if checkout else ROOT
-        script = ["server.py"] if kind == "server" else [str(BENCH / "baseline_server.py")]
+        if kind == "server":
+            command = [PY, "server.py"]
+        elif kind == "node":
+            if workers > 1:
+                raise ValueError("target node runs as 1 process only (no Redis adapter)")
+            command = ["node", str(NODE_DIR / "server.js")]
+        else:
+            command = [PY, str(BENCH / "baseline_server.py")]
         for i in range(workers):
             p = port + i
             wenv = dict(env, PORT=str(p))
@@ -91,8 +106,8 @@ class Servers:
                 wenv.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
             errlog = (logdir / f"{target.replace('/', '_')}-{p}.log").open("ab")
             self.procs.append(
-                subprocess.Popen(  # noqa: S603 - our own interpreter and script
-                    [PY, *script, "--port", str(p)], cwd=cwd, env=wenv, stderr=errlog
+                subprocess.Popen(  # noqa: S603 - our own interpreter (or node) and script
+                    [*command, "--port", str(p)], cwd=cwd, env=wenv, stderr=errlog
                 )
             )
             self.urls.append(f"http://127.0.0.1:{p}")
@@ -231,9 +246,40 @@ def summary(results: list[dict[str, Any]], db: str, workers: int) -> str:
 
 
 def checkout_of(target: str) -> str:
-    """`server@NAME` for a target of another checkout, else `server` (the baseline too)."""
+    """`server@NAME` for a target of another checkout, else `server` (the baseline and node
+    too: they use the server's database and tokens)."""
     name = target.partition(":")[0]
     return name if name.startswith("server@") else "server"
+
+
+def target_problem(targets: list[str], db: str, workers: int, dirs: dict[str, Path]) -> str:
+    """Why these targets cannot run (a message for the user), or "" when they can."""
+    for target in targets:
+        name, _, count = target.partition(":")
+        kind, _, checkout = name.partition("@")
+        if kind not in KINDS or (checkout and kind != "server"):
+            return f"unknown target {target!r}: server, baseline, node, server@NAME, with :N"
+        if count and (not count.isdigit() or int(count) < 1):
+            return f"target {target!r}: the process count must be a positive integer"
+        if checkout and checkout not in dirs:
+            return f"target {target!r}: give its checkout with --server-dir {checkout}=PATH"
+        if kind != "node":
+            continue
+        if (int(count) if count else workers) > 1:
+            return (
+                f"target {target!r}: the Node target runs as 1 process only (it has no Redis "
+                "adapter); use `node` or `node:1`, and no --workers above 1 without `:1`"
+            )
+        if db != "mariadb":
+            return "target node needs MariaDB (mysql2): run with --db mariadb"
+        if shutil.which("node") is None:
+            return "target node: no `node` on PATH (Node.js 20 is needed)"
+        if not (NODE_DIR / "node_modules").is_dir():
+            return (
+                "target node: its packages are not installed; run once:\n"
+                f"    (cd {NODE_DIR.relative_to(ROOT)} && npm ci)"
+            )
+    return ""
 
 
 def create_mariadb(name: str) -> None:
@@ -279,7 +325,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--targets", default="server,baseline")
+    parser.add_argument(
+        "--targets",
+        default="server,baseline",
+        help="comma-separated: server, baseline, node (bench/node/server.js, 1 process, "
+        "--db mariadb), server@NAME (see --server-dir); :N for N processes on Redis",
+    )
     parser.add_argument("--client", choices=["raw", "socketio"], default="raw")
     parser.add_argument("--idle", default="", help="idle socket counts, e.g. 2000,5000")
     parser.add_argument("--profile", default="", help="py-spy SVG of the first server run")
@@ -307,6 +358,10 @@ def main() -> int:
     for item in args.server_dir:
         name, _, path = item.partition("=")
         dirs[name] = Path(path).resolve()
+    problem = target_problem(args.targets.split(","), args.db, args.workers, dirs)
+    if problem:
+        sys.stderr.write(f"run.py: {problem}\n")
+        return 2
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
