@@ -9,11 +9,24 @@ awaiting its first reply) is read under a row lock and written one by one."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.conversation import (
@@ -39,64 +52,138 @@ def _reply(message: Posted) -> bool:
     return message.recipient != ADMINS and not message.note
 
 
-async def record_activity(
-    conn: AsyncConnection, messages: Sequence[Posted], now: datetime
-) -> list[str]:
-    """Bring the conversations of `messages` (ids set, in id order) up to date; the names of
-    those whose state changed (created, reopened, or opened by the user's first message): for
-    the `conversation` event and auto-assignment."""
-    by_conversation: dict[str, list[Posted]] = {}
-    for message in messages:
-        by_conversation.setdefault(message.conversation, []).append(message)
-    last = {c: ms[-1].id for c, ms in by_conversation.items()}
-    # Where nothing but the activity changes: user messages in an open conversation that a
-    # user opened; replies after the first one since the opening; both; notes alone.
-    users: list[str] = []
-    replied: list[str] = []
-    both: list[str] = []
-    quiet: list[str] = []
-    for conversation, batch in by_conversation.items():
-        from_user = any(_from_user(m) for m in batch)
-        reply = any(_reply(m) for m in batch)
-        group = both if from_user and reply else users if from_user else replied if reply else quiet
-        group.append(conversation)
+class Activity:
+    """What a batch of messages does to its conversations: the one UPDATE that holds when
+    nothing but the newest activity changes (`statement` with `values()`, once the messages
+    have their ids; it matches each such conversation once), and `finish` for the rest. The
+    statement has one of a few shapes (`shape`), each built and compiled once, whatever the
+    names and ids in it."""
+
+    __slots__ = ("by_conversation", "groups", "shape")
+
+    def __init__(self, messages: Sequence[Posted]) -> None:
+        by_conversation: dict[str, list[Posted]] = {}
+        for message in messages:
+            by_conversation.setdefault(message.conversation, []).append(message)
+        self.by_conversation = by_conversation
+        # Where nothing but the activity changes: user messages in an open conversation that a
+        # user opened; replies after the first one since the opening; both; notes alone.
+        groups: dict[str, list[str]] = {"users": [], "replied": [], "both": [], "quiet": []}
+        for conversation, batch in by_conversation.items():
+            from_user = any(_from_user(m) for m in batch)
+            reply = any(_reply(m) for m in batch)
+            if from_user and reply:
+                groups["both"].append(conversation)
+            elif from_user:
+                groups["users"].append(conversation)
+            else:
+                groups["replied" if reply else "quiet"].append(conversation)
+        self.groups = groups
+        whens = 1 << (len(by_conversation) - 1).bit_length()
+        self.shape = (*(len(names) for names in groups.values()), whens)
+
+    @property
+    def statement(self) -> Update:
+        return quiet_update(*self.shape)
+
+    def values(self, *, ids: bool = True) -> dict[str, object]:
+        """The statement's values: the messages have their ids, or (`ids=False`) the last
+        ids are left to the statement (`quiet_update`'s `last`)."""
+        values: dict[str, object] = {}
+        for group, names in self.groups.items():
+            for i, name in enumerate(names):
+                values[f"{group}_{i}"] = name
+        if not ids:
+            return values
+        for i, (user, last_id) in enumerate(_padded(self._last())):
+            values[f"when_{i}"], values[f"then_{i}"] = user, last_id
+        return values
+
+    def _last(self) -> dict[str, int]:
+        return {c: ms[-1].id for c, ms in self.by_conversation.items()}
+
+    async def finish(self, conn: AsyncConnection, matched: int, now: datetime) -> list[str]:
+        """The rest, after `statement` matched `matched` rows: each conversation it did not
+        match (new, reopened, awaiting its first reply) is read under its row lock and written
+        on its own. The names of those whose state changed (created, reopened, or opened by
+        the user's first message): for the `conversation` event and auto-assignment."""
+        if matched == len(self.by_conversation):
+            return []
+        c = CONVERSATIONS.c
+        rows = await conn.execute(
+            select(c.user, c.last_message_id).where(c.user.in_(list(self.by_conversation)))
+        )
+        last = self._last()
+        done = {user for user, last_id in rows.all() if last_id == last[user]}
+        changed = []
+        for conversation, batch in self.by_conversation.items():
+            if conversation not in done and await _careful(conn, conversation, batch, now):
+                changed.append(conversation)
+        return changed
+
+
+@functools.lru_cache(maxsize=256)
+def quiet_update(
+    users: int,
+    replied: int,
+    both: int,
+    quiet: int,
+    whens: int,
+    last: ColumnElement[int] | None = None,
+) -> Update:
+    """`Activity.statement` for conversations in these groups (`users_0`..., `replied_0`...,
+    `both_0`..., `quiet_0`...): each matched conversation's `last_message_id` set to the
+    `then_i` of its `when_i` (`whens` pairs), or, for a single conversation, to `last` when
+    given (an SQL expression)."""
     c = CONVERSATIONS.c
+
+    def names(group: str, count: int) -> list[BindParameter[str]]:
+        return [bindparam(f"{group}_{i}", type_=c.user.type) for i in range(count)]
+
     opened = and_(c.status == OPEN, c.opened_id.is_not(None))
     answered = c.awaiting_reply.is_(False)
     matches = []
     if users:
-        matches.append(and_(c.user.in_(users), opened))
+        matches.append(and_(c.user.in_(names("users", users)), opened))
     if replied:
-        matches.append(and_(c.user.in_(replied), answered))
+        matches.append(and_(c.user.in_(names("replied", replied)), answered))
     if both:
-        matches.append(and_(c.user.in_(both), opened, answered))
+        matches.append(and_(c.user.in_(names("both", both)), opened, answered))
     if quiet:
-        matches.append(c.user.in_(quiet))
-    whens: list[Any] = _padded(last)  # (value, result) pairs, which case() takes with `value`
-    result = await conn.execute(
+        matches.append(c.user.in_(names("quiet", quiet)))
+    if last is not None:
+        if users + replied + both + quiet != 1:
+            raise ValueError("`last` is for a single conversation")
+        return update(CONVERSATIONS).where(or_(*matches)).values(last_message_id=last)
+    pairs: list[Any] = [
+        (
+            bindparam(f"when_{i}", type_=c.user.type),
+            bindparam(f"then_{i}", type_=c.last_message_id.type),
+        )
+        for i in range(whens)
+    ]
+    return (
         update(CONVERSATIONS)
         .where(or_(*matches))
-        .values(last_message_id=case(*whens, value=c.user))
+        .values(last_message_id=case(*pairs, value=c.user))
     )
-    slow: list[str] = []
-    if result.rowcount != len(by_conversation):
-        rows = await conn.execute(
-            select(c.user, c.last_message_id).where(c.user.in_(list(by_conversation)))
-        )
-        done = {user for user, last_id in rows.all() if last_id == last[user]}
-        slow = [u for u in by_conversation if u not in done]
-    changed = []
-    for conversation in slow:
-        if await _careful(conn, conversation, by_conversation[conversation], now):
-            changed.append(conversation)
-    return changed
+
+
+async def record_activity(
+    conn: AsyncConnection, messages: Sequence[Posted], now: datetime
+) -> list[str]:
+    """Bring the conversations of `messages` (ids set, in id order) up to date, in the
+    caller's transaction; the names of those whose state changed (`Activity.finish`)."""
+    activity = Activity(messages)
+    result = await conn.execute(activity.statement, activity.values())
+    return await activity.finish(conn, result.rowcount, now)
 
 
 async def _careful(
     conn: AsyncConnection, conversation: str, batch: list[Posted], now: datetime
 ) -> bool:
     """Apply `batch` to one conversation, message by message, under its row lock. Whether more
-    than its activity changed (see `record_activity`)."""
+    than its activity changed (see `Activity.finish`)."""
     c = CONVERSATIONS.c
     row = (
         await conn.execute(
@@ -159,8 +246,8 @@ def _event(
 
 def _padded(last: dict[str, int]) -> list[tuple[str, int]]:
     """`last`'s pairs, the last one repeated up to a power of two: the statement then has one
-    of a few shapes, each compiled once and kept in SQLAlchemy's statement cache, instead of
-    one shape per batch size crowding that cache."""
+    of a few shapes, each compiled once, instead of one shape per batch size crowding the
+    caches of compiled statements."""
     pairs = list(last.items())
     size = 1 << (len(pairs) - 1).bit_length()
     return pairs + [pairs[-1]] * (size - len(pairs))

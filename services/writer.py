@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import cast
+from typing import Literal, cast
 
 from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from models.attachment import Attachment
 from models.message import CommitLock, Message, Posted
-from services.activity import record_activity
+from services import driver_writes
+from services.activity import Activity
+from services.driver_writes import DriverWrites
 from services.errors import AppError, Code
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,10 @@ MAX_BATCH = 200
 HOLD_SECONDS = 10.0
 Batch = list[tuple[Posted, asyncio.Future[None]]]
 ATTACHMENTS = cast(Table, Attachment.__table__)
+MESSAGES = cast(Table, Message.__table__)
+_LOCK = cast(Table, CommitLock.__table__)
+# Taken first by every batch (but on SQLite): see `GroupWriter._insert`.
+LOCK_STATEMENT = update(_LOCK).where(_LOCK.c.id == 1).values(counter=_LOCK.c.counter + 1)
 
 
 class Unclaimed(Exception):
@@ -54,6 +60,7 @@ class GroupWriter:
         self._writing: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         self._conn_used = 0.0
+        self._driver_writes: DriverWrites | Literal[False] | None = None  # False: not usable
 
     async def close(self) -> None:
         """Give the kept connection back (at shutdown, after the last batch)."""
@@ -165,11 +172,16 @@ class GroupWriter:
         conn = await self._connection()
         try:
             await self._insert(conn, messages)
-        except (IntegrityError, Unclaimed):  # a refusal: the connection is fine
+        except (IntegrityError, Unclaimed):  # a refusal: the connection is fine once rolled back
+            try:
+                await self._roll_back(conn)
+            except Exception:
+                await _discard(conn)
+                raise
             self._keep(conn)
             raise
         except BaseException:
-            await _close_quietly(conn)
+            await _discard(conn)
             raise
         self._keep(conn)
 
@@ -177,41 +189,69 @@ class GroupWriter:
         self._conn, self._conn_used = conn, time.monotonic()
 
     async def _insert(self, conn: AsyncConnection, messages: list[Posted]) -> None:
-        async with conn.begin():
+        """Write `messages` and what they do to their conversations in one transaction, and
+        commit it. On MariaDB the usual batch (no attachments, no conversation changing state)
+        is two round trips through the driver (`DriverWrites`); what else a batch needs goes
+        through SQLAlchemy, in the same transaction."""
+        now = datetime.now(UTC)
+        for message in messages:
+            message.created_at = now
+        activity = Activity(messages)
+        direct = self._direct(conn)
+        if direct is not None:
+            matched = await direct.write(conn, messages, activity, now)
+        else:
             if self.ordered:
                 # Taking this row lock first makes writers on every process commit one after
                 # the other in the order they were given ids: id order is commit order.
-                lock = cast(Table, CommitLock.__table__)
-                await conn.execute(
-                    update(lock).where(lock.c.id == 1).values(counter=lock.c.counter + 1)
-                )
-            now = datetime.now(UTC)
-            rows = [
-                {
-                    "sender": m.sender,
-                    "recipient": m.recipient,
-                    "conversation": m.conversation,
-                    "text": m.text,
-                    "created_at": now,
-                    "client_msg_id": m.client_msg_id,
-                    "note": m.note,
-                }
-                for m in messages
-            ]
+                await conn.execute(LOCK_STATEMENT)
             # Core, not the ORM's unit of work: one multi-row INSERT ... RETURNING id.
-            table = cast(Table, Message.__table__)
-            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            ids = (await conn.execute(stmt, rows)).scalars().all()
+            stmt = insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True)
+            ids = (await conn.execute(stmt, [_row(m, now) for m in messages])).scalars()
             for message, id_ in zip(messages, ids, strict=True):
                 message.id = id_
-                message.created_at = now
-            if any(m.attachments for m in messages):  # no query for batches without any
-                await _claim(conn, messages)
-            changed = set(await record_activity(conn, messages, now))
-            for message in reversed(messages):  # the last message of each tells of it
-                if message.conversation in changed:
-                    changed.discard(message.conversation)
-                    message.changed = True
+            matched = (await conn.execute(activity.statement, activity.values())).rowcount
+        if any(m.attachments for m in messages):  # no query for batches without any
+            await _claim(conn, messages)
+        changed = set(await activity.finish(conn, matched, now))
+        for message in reversed(messages):  # the last message of each tells of it
+            if message.conversation in changed:
+                changed.discard(message.conversation)
+                message.changed = True
+        if conn.in_transaction():  # SQLAlchemy ran statements in it
+            await conn.commit()
+        elif direct is not None:
+            await direct.commit(conn)
+
+    def _direct(self, conn: AsyncConnection) -> DriverWrites | None:
+        """The driver's path for this engine, made at the first batch (the dialect knows then
+        whether the server returns rows from an INSERT); None where it does not apply."""
+        if self._driver_writes is None:
+            usable = driver_writes.usable(conn.dialect)
+            self._driver_writes = (
+                DriverWrites(conn.dialect, LOCK_STATEMENT if self.ordered else None)
+                if usable
+                else False
+            )
+        return self._driver_writes or None
+
+    async def _roll_back(self, conn: AsyncConnection) -> None:
+        if conn.in_transaction():
+            await conn.rollback()
+        elif self._driver_writes:
+            await self._driver_writes.rollback(conn)
+
+
+def _row(message: Posted, now: datetime) -> dict[str, object]:
+    return {
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "conversation": message.conversation,
+        "text": message.text,
+        "created_at": now,
+        "client_msg_id": message.client_msg_id,
+        "note": message.note,
+    }
 
 
 async def _claim(conn: AsyncConnection, messages: list[Posted]) -> None:
@@ -235,6 +275,16 @@ async def _claim(conn: AsyncConnection, messages: list[Posted]) -> None:
 
 def _claimed_before() -> AppError:
     return AppError(Code.INVALID, "An attachment is already in a message, or no longer exists.")
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """A connection that failed in a batch: dropped, not given back to the pool (never raises).
+    Its state is unknown (a statement cut halfway, a lost server)."""
+    try:
+        await conn.invalidate()
+    except Exception as exc:
+        log.warning("writer's connection not invalidated cleanly (%s)", type(exc).__name__)
+    await _close_quietly(conn)
 
 
 async def _close_quietly(conn: AsyncConnection) -> None:

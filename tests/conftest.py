@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aiomysql
 import argon2
 import httpx
 import pytest
@@ -197,18 +198,37 @@ class Stack:
 
 @contextlib.contextmanager
 def statements(stack: Stack) -> Iterator[list[str]]:
-    """Every SQL statement the stack's engine sends meanwhile, in order."""
+    """Every SQL statement the stack's engine sends meanwhile, in order. On MariaDB they are
+    read at the driver, which also sees what the message writer sends there without
+    SQLAlchemy (one query may hold several statements)."""
     seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
     engine = stack.services.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    if engine.dialect.driver != "aiomysql":
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return
+    execute, executemany = aiomysql.Cursor.execute, aiomysql.Cursor.executemany
+
+    async def recorded(cursor: Any, query: str, args: Any = None) -> Any:
+        seen.append(query)
+        return await execute(cursor, query, args)
+
+    async def recorded_many(cursor: Any, query: str, args: Any) -> Any:
+        seen.append(query)
+        return await executemany(cursor, query, args)
+
+    aiomysql.Cursor.execute, aiomysql.Cursor.executemany = recorded, recorded_many
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        aiomysql.Cursor.execute, aiomysql.Cursor.executemany = execute, executemany
 
 
 class Client:

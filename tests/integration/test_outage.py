@@ -5,7 +5,6 @@ with no restart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy.engine import make_url
 from config.settings import Secret
 from services.errors import OUTAGE
 from tests.conftest import Stack, StackFactory, service_url
+from tests.tcp_proxy import TcpProxy
 
 WIDGET_SECRET = "a-widget-secret-of-at-least-32-bytes!"
 
@@ -24,55 +24,6 @@ pytestmark = [
     pytest.mark.mariadb,
     pytest.mark.parametrize("make_stack", ["mariadb"], indirect=True),
 ]
-
-
-class TcpProxy:
-    """Forwards a local port to the database; `cut()` drops every connection and refuses new
-    ones until `restore()`."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.up = True
-        self.pipes: set[asyncio.StreamWriter] = set()
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.up:
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self.pipes |= {writer, up_writer}
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-    def cut(self) -> None:
-        self.up = False
-        for w in self.pipes:
-            w.close()
-        self.pipes.clear()
-
-    def restore(self) -> None:
-        self.up = True
-
-    async def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
 
 
 @pytest.fixture
