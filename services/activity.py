@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     BindParameter,
@@ -78,9 +78,10 @@ class Activity:
                 groups["users"].append(conversation)
             else:
                 groups["replied" if reply else "quiet"].append(conversation)
-        self.groups = groups
+        # Each list of names, and the pairs, repeated up to a power of two (see `_padded`).
+        self.groups = {group: _padded(names) for group, names in groups.items()}
         whens = 1 << (len(by_conversation) - 1).bit_length()
-        self.shape = (*(len(names) for names in groups.values()), whens)
+        self.shape = (*(len(names) for names in self.groups.values()), whens)
 
     @property
     def statement(self) -> Update:
@@ -95,7 +96,7 @@ class Activity:
                 values[f"{group}_{i}"] = name
         if not ids:
             return values
-        for i, (user, last_id) in enumerate(_padded(self._last())):
+        for i, (user, last_id) in enumerate(_padded(list(self._last().items()))):
             values[f"when_{i}"], values[f"then_{i}"] = user, last_id
         return values
 
@@ -244,10 +245,14 @@ def _event(
     }
 
 
-def _padded(last: dict[str, int]) -> list[tuple[str, int]]:
-    """`last`'s pairs, the last one repeated up to a power of two: the statement then has one
-    of a few shapes, each compiled once, instead of one shape per batch size crowding the
-    caches of compiled statements."""
-    pairs = list(last.items())
-    size = 1 << (len(pairs) - 1).bit_length()
-    return pairs + [pairs[-1]] * (size - len(pairs))
+T = TypeVar("T")
+
+
+def _padded(items: list[T]) -> list[T]:
+    """`items`, the last one repeated up to a power of two (none stays none): a statement that
+    lists them then has one of a few shapes, each compiled once, instead of one shape per batch
+    crowding the caches of compiled statements."""
+    if not items:
+        return items
+    size = 1 << (len(items) - 1).bit_length()
+    return items + [items[-1]] * (size - len(items))

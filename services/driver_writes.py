@@ -1,12 +1,15 @@
-"""A batch's statements on MariaDB, sent by the database driver itself: one round trip for the
-commit-order lock, the INSERT ... RETURNING and the conversations' UPDATE, then COMMIT.
+"""A batch's statements on MariaDB, sent by the database driver itself.
 
-Through SQLAlchemy, a message that arrives alone costs four round trips (those three
-statements, then COMMIT), and SQLAlchemy's execution machinery, with a greenlet switch, for
-each: measured, a third of the server's CPU for such a message. Here the three statements go
-as one multi-statement query on the connection's own aiomysql connection (aiomysql always
-connects with `CLIENT.MULTI_STATEMENTS`), then the driver commits: two round trips, and no
-SQLAlchemy on the way.
+Through SQLAlchemy, a message that arrives alone cost four round trips (the commit-order lock,
+the INSERT ... RETURNING, the conversation's UPDATE, then COMMIT), and SQLAlchemy's execution
+machinery, with a greenlet switch, for each: measured, a third of the server's CPU for such a
+message. Here they go as one multi-statement query on the connection's own aiomysql
+connection (aiomysql always connects with `CLIENT.MULTI_STATEMENTS`), with no SQLAlchemy on
+the way, and that query also commits when the conversation only moves its activity (the usual
+case): one round trip, as the Node service's autocommit INSERT. Otherwise (the conversation
+opens, reopens or gets its first reply; the message has attachments) the transaction stays
+open for the rest, through SQLAlchemy. A batch of several messages takes three round trips:
+lock and INSERT, the UPDATE (which needs their ids), COMMIT.
 
 The statements are still SQLAlchemy's: built from the models, compiled once per shape for
 this dialect (`Prepared`), their values passed through each column type's bind processor and
@@ -34,6 +37,9 @@ from services.activity import Activity, quiet_update
 
 MESSAGES = cast(Table, Message.__table__)
 # The columns a message is inserted with, in the order of the statement's VALUES.
+# Commits when the statement before it matched one row (MariaDB's anonymous block): the
+# transaction is then over, which the server tells the driver in its answer.
+COMMIT_IF_MATCHED = "BEGIN NOT ATOMIC IF ROW_COUNT() = 1 THEN COMMIT; END IF; END"
 # The id the connection's last INSERT made (its first row's).
 LAST_INSERT_ID = func.last_insert_id()
 COLUMNS = ("sender", "recipient", "conversation", "text", "created_at", "client_msg_id", "note")
@@ -49,24 +55,60 @@ class Prepared:
     how to turn named values into its positional arguments. A parameter that the statement
     bound itself (a constant) keeps its value; the others are taken from `values` by name."""
 
-    __slots__ = ("_steps", "sql")
+    __slots__ = ("_constants", "names", "processors", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
         constants = compiled.params
-        steps: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            steps.append((name, constants.get(name), processor))
-        self._steps = steps
+        self._constants = [constants.get(name) for name in self.names]
+        self.processors: list[Callable[[Any], Any] | None] = [
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.names
+        ]
 
     def args(self, values: Mapping[str, object]) -> list[object]:
         out = []
-        for name, constant, processor in self._steps:
+        for name, constant, processor in zip(
+            self.names, self._constants, self.processors, strict=True
+        ):
             value = values.get(name, constant)
             out.append(value if processor is None else processor(value))
+        return out
+
+
+class RowsInsert:
+    """The INSERT ... RETURNING id of any number of messages: SQLAlchemy's statement for one row,
+    compiled once, its row of placeholders repeated (as the driver's own `executemany` and
+    SQLAlchemy's "insertmanyvalues" do), the values in row order."""
+
+    __slots__ = ("_head", "_processors", "_row", "_tail")
+
+    def __init__(self, dialect: Dialect) -> None:
+        c = MESSAGES.c
+        one = Prepared(
+            insert(MESSAGES)
+            .values({col: bindparam(col, type_=c[col].type) for col in COLUMNS})
+            .returning(c.id),
+            dialect,
+        )
+        self._row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+        head, found, tail = one.sql.partition(" VALUES " + self._row)
+        if not found or self._row in tail or one.names != COLUMNS:
+            raise RuntimeError(f"unexpected form of the messages' INSERT: {one.sql}")
+        self._head, self._tail = head + " VALUES ", tail
+        self._processors = one.processors
+
+    def sql(self, rows: int) -> str:
+        return self._head + ", ".join([self._row] * rows) + self._tail
+
+    def args(self, messages: Sequence[Posted], now: datetime) -> list[object]:
+        out: list[object] = []
+        for message in messages:
+            for column, processor in zip(COLUMNS, self._processors, strict=True):
+                value = now if column == "created_at" else getattr(message, column)
+                out.append(value if processor is None else processor(value))
         return out
 
 
@@ -78,31 +120,43 @@ class DriverWrites:
         """`lock`: the commit-order lock's UPDATE, sent first (None: no lock)."""
         self.dialect = dialect
         self._lock = None if lock is None else Prepared(lock, dialect)
-        self._inserts: dict[int, Prepared] = {}  # by row count, at most `MAX_BATCH`
+        self._lock_args = [] if self._lock is None else self._lock.args({})
+        self._insert = RowsInsert(dialect)
+        self._driver_of: tuple[AsyncConnection, Any] | None = None
         self._updates: LRUCache[tuple[object, ...], Prepared] = LRUCache(256)  # by shape
 
     async def write(
-        self, conn: AsyncConnection, messages: Sequence[Posted], activity: Activity, now: datetime
-    ) -> int:
+        self,
+        conn: AsyncConnection,
+        messages: Sequence[Posted],
+        activity: Activity,
+        now: datetime,
+        *,
+        may_commit: bool,
+    ) -> tuple[int, bool]:
         """Take the lock, insert `messages` (their ids are set) and run `activity`'s statement,
-        in the connection's transaction (which this begins). A message alone takes one round
-        trip: its conversation's `last_message_id` is the id the INSERT just made
-        (`LAST_INSERT_ID()`, on this connection). A batch takes two: the UPDATE needs each
-        conversation's last id. How many conversations the UPDATE matched."""
-        insert_ = self._insert(len(messages))
-        row: dict[str, object] = {}
-        for i, message in enumerate(messages):
-            for column in COLUMNS:
-                row[f"{column}_{i}"] = now if column == "created_at" else getattr(message, column)
-        first = [insert_] if self._lock is None else [self._lock, insert_]
-        args = [arg for part in first for arg in part.args(row)]
+        in the connection's transaction (which this begins). How many conversations the
+        UPDATE matched, and whether the transaction is committed.
+
+        A message alone takes one round trip: its conversation's `last_message_id` is the id
+        the INSERT just made (`LAST_INSERT_ID()`, on this connection), and when the UPDATE
+        matched (its conversation only moves its activity) and `may_commit`, the same query
+        commits (`COMMIT_IF_MATCHED`). A batch takes two (the UPDATE needs each conversation's
+        last id) and is never committed here."""
+        parts = [self._insert.sql(len(messages))]
+        args = self._insert.args(messages, now)
+        if self._lock is not None:
+            parts.insert(0, self._lock.sql)
+            args[:0] = self._lock_args
         lone = len(messages) == 1
         if lone:
             update_ = self._update((*activity.shape[:4], 0, LAST_INSERT_ID))
-            first.append(update_)
+            parts.append(update_.sql)
             args += update_.args(activity.values(ids=False))
-        sql = ";\n".join(part.sql for part in first)
-        driver = await _driver(conn)
+            if may_commit:
+                parts.append(COMMIT_IF_MATCHED)
+        sql = ";\n".join(parts)
+        driver = await self._driver(conn)
         cursor = await driver.cursor()
         try:
             await cursor.execute(sql, args)  # the lock's result (if any) is read
@@ -121,10 +175,11 @@ class DriverWrites:
                 sql = update_.sql
                 await cursor.execute(sql, update_.args(activity.values()))
             matched = int(cursor.rowcount)
-            await cursor.close()
+            await cursor.close()  # reads what is left: the result of COMMIT_IF_MATCHED
         except pymysql.err.Error as exc:
             raise _translated(exc, sql) from exc
-        return matched
+        committed = lone and may_commit and not driver.get_transaction_status()
+        return matched, committed
 
     async def commit(self, conn: AsyncConnection) -> None:
         await self._end(conn, "COMMIT")
@@ -133,40 +188,25 @@ class DriverWrites:
         await self._end(conn, "ROLLBACK")
 
     async def _end(self, conn: AsyncConnection, how: str) -> None:
-        driver = await _driver(conn)
+        driver = await self._driver(conn)
         try:
             await (driver.commit() if how == "COMMIT" else driver.rollback())
         except pymysql.err.Error as exc:
             raise _translated(exc, how) from exc
 
-    def _insert(self, rows: int) -> Prepared:
-        prepared = self._inserts.get(rows)
-        if prepared is None:
-            c = MESSAGES.c
-            statement = (
-                insert(MESSAGES)
-                .values(
-                    [
-                        {col: bindparam(f"{col}_{i}", type_=c[col].type) for col in COLUMNS}
-                        for i in range(rows)
-                    ]
-                )
-                .returning(c.id)
-            )
-            prepared = self._inserts[rows] = Prepared(statement, self.dialect)
-        return prepared
+    async def _driver(self, conn: AsyncConnection) -> Any:
+        """The aiomysql connection under `conn`, looked up once for the connection that the
+        writer keeps from batch to batch (the lookup passes through a greenlet)."""
+        if self._driver_of is None or self._driver_of[0] is not conn:
+            raw = await conn.get_raw_connection()
+            self._driver_of = (conn, raw.driver_connection)
+        return self._driver_of[1]
 
     def _update(self, shape: tuple[Any, ...]) -> Prepared:
         prepared = self._updates.get(shape)
         if prepared is None:
             prepared = self._updates[shape] = Prepared(quiet_update(*shape), self.dialect)
         return prepared
-
-
-async def _driver(conn: AsyncConnection) -> Any:
-    """The aiomysql connection under `conn`."""
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
 
 
 def _translated(exc: pymysql.err.Error, statement: str) -> DBAPIError:

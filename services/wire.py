@@ -43,7 +43,7 @@ HISTORY_LIMIT = 200
 
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a Z, e.g. 2026-11-27T05:25:22.123456Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def user_to_wire(user: User) -> dict[str, str]:

@@ -191,15 +191,20 @@ class GroupWriter:
     async def _insert(self, conn: AsyncConnection, messages: list[Posted]) -> None:
         """Write `messages` and what they do to their conversations in one transaction, and
         commit it. On MariaDB the usual batch (no attachments, no conversation changing state)
-        is two round trips through the driver (`DriverWrites`); what else a batch needs goes
-        through SQLAlchemy, in the same transaction."""
+        goes through the driver (`DriverWrites`): one round trip for a lone message, three for
+        several; what else a batch needs goes through SQLAlchemy, in the same transaction."""
         now = datetime.now(UTC)
         for message in messages:
             message.created_at = now
         activity = Activity(messages)
         direct = self._direct(conn)
+        attachments = any(m.attachments for m in messages)
         if direct is not None:
-            matched = await direct.write(conn, messages, activity, now)
+            matched, committed = await direct.write(
+                conn, messages, activity, now, may_commit=not attachments
+            )
+            if committed:  # a lone message, whose conversation only moved its activity
+                return
         else:
             if self.ordered:
                 # Taking this row lock first makes writers on every process commit one after
@@ -211,7 +216,7 @@ class GroupWriter:
             for message, id_ in zip(messages, ids, strict=True):
                 message.id = id_
             matched = (await conn.execute(activity.statement, activity.values())).rowcount
-        if any(m.attachments for m in messages):  # no query for batches without any
+        if attachments:  # no query for batches without any
             await _claim(conn, messages)
         changed = set(await activity.finish(conn, matched, now))
         for message in reversed(messages):  # the last message of each tells of it

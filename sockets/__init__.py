@@ -179,6 +179,15 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             socket.queue.put_nowait(None)
 
 
+class TextPacket(packet.Packet):  # type: ignore[misc]
+    """Socket.IO packets of JSON only (no event of the contract carries binary data, and the
+    server refuses binary packets): not scanned for bytes, item by item, each time one is
+    made, as python-socketio's are (26 calls of `data_is_binary` for a message and its ack).
+    Passed as python-socketio's documented `serializer`."""
+
+    uses_binary_events = False
+
+
 def make_sio(settings: Settings) -> SocketServer:
     """The Socket.IO server and its manager (rooms, fan-out), serving no namespace yet: the
     services are built with it (their fan-out emits through it), then `serve_chat`."""
@@ -192,6 +201,7 @@ def make_sio(settings: Settings) -> SocketServer:
     return SocketServer(
         async_mode="tornado",
         json=orjson_codec,  # also python-engineio's, and the broker's messages
+        serializer=TextPacket,
         client_manager=make_manager(settings),
         cors_allowed_origins=[],  # the transport handler checks origins itself
         max_http_buffer_size=settings.max_packet_chars,

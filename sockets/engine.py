@@ -8,11 +8,18 @@ the socket for each. `websocket_session` is the same loop, frame for frame, wait
 `asyncio.timeout` in the session's own tasks, and writing each batch of queued packets as
 one write. Used by the Tornado driver's WebSocket wrapper below unless something (the Admin
 UI's instrumentation) has replaced python-engineio's loop.
+
+While a WebSocket session runs, its socket's `send` is `TurnOutbox`'s: a message packet is
+written at the end of the event loop's turn, with every other packet sent to that socket in the
+same turn, in one write, and no task woken. Through the queue, each packet woke the socket's
+writer task: for a message that reaches six sockets, six task steps (with their timeout timers)
+to write six packets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import engineio.async_drivers.tornado
@@ -21,6 +28,70 @@ import tornado.websocket
 from engineio import exceptions, packet
 
 _ENGINEIO_HANDLER = engineio.async_socket.AsyncSocket._websocket_handler
+_ENGINEIO_SEND = engineio.async_socket.AsyncSocket.send
+
+
+class TurnOutbox:
+    """Message packets for WebSocket sessions, written when the loop's turn ends: one write per
+    socket for all it was sent during the turn, from one callback for all sockets."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[Any, tuple[Any, list[Any]]] = {}  # socket -> (ws, packets)
+
+    def add(self, socket: Any, ws: Any, pkt: Any) -> None:
+        entry = self._pending.get(socket)
+        if entry is not None:
+            entry[1].append(pkt)
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending[socket] = (ws, [pkt])
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for ws, packets in pending.values():
+            _write(ws, packets)
+
+    def flush_socket(self, socket: Any) -> None:
+        """Write what waits for `socket` now (before a packet that takes the queue)."""
+        entry = self._pending.pop(socket, None)
+        if entry is not None:
+            _write(*entry)
+
+
+def _write(ws: Any, packets: list[Any]) -> None:
+    try:
+        ws.send_all([pkt.encode() for pkt in packets])
+    except Exception:  # noqa: S110 - closed meanwhile: its session loop ends and tells
+        pass
+
+
+OUTBOX = TurnOutbox()
+
+
+def turn_send(self: Any, ws: Any) -> Any:
+    """`AsyncSocket.send` for a socket whose WebSocket session runs: a message packet goes to
+    `OUTBOX` when nothing waits in the socket's queue and no ping is overdue; anything else
+    (a ping, the CLOSE packet, a packet behind queued ones) goes python-engineio's way, after
+    what waits in `OUTBOX` for the socket, so that packets keep their order."""
+    server = self.server
+
+    async def send(pkt: Any) -> None:
+        if self.closed:
+            raise exceptions.SocketIsClosedError()
+        if (
+            pkt.packet_type == packet.MESSAGE
+            and not self.queue.qsize()
+            and not (self.last_ping and time.time() - self.last_ping > server.ping_timeout)
+        ):
+            OUTBOX.add(self, ws, pkt)
+            return
+        OUTBOX.flush_socket(self)
+        await _ENGINEIO_SEND(self, pkt)
+
+    return send
 
 
 async def websocket_session(self: Any, ws: Any) -> None:
@@ -88,31 +159,35 @@ async def websocket_session(self: Any, ws: Any) -> None:
 
     writer_task = asyncio.ensure_future(writer())
     server.logger.info("%s: Upgrade to websocket successful", self.sid)
-
-    while True:
-        p = None
-        try:
-            async with asyncio.timeout(server.ping_interval + server.ping_timeout):
-                p = await websocket_wait()
-        except BaseException:  # as python-engineio: a timeout, a closed socket, cancellation
-            break
-        if p is None:
-            # connection closed by client
-            break
-        pkt = packet.Packet(encoded_packet=p)
-        try:
-            await self.receive(pkt)
-        except exceptions.UnknownPacketError:
-            pass
-        except exceptions.SocketIsClosedError:
-            server.logger.info("Receive error -- socket is closed")
-            break
-        except Exception:
-            # if we get an unexpected exception we log the error and exit
-            # the connection properly
-            server.logger.exception("Unknown receive error")
-        if self.closed:
-            break  # the server closed the session while handling this packet
+    self.send = turn_send(self, ws)
+    try:
+        while True:
+            p = None
+            try:
+                async with asyncio.timeout(server.ping_interval + server.ping_timeout):
+                    p = await websocket_wait()
+            except BaseException:  # as python-engineio: a timeout, a closed socket, cancellation
+                break
+            if p is None:
+                # connection closed by client
+                break
+            pkt = packet.Packet(encoded_packet=p)
+            try:
+                await self.receive(pkt)
+            except exceptions.UnknownPacketError:
+                pass
+            except exceptions.SocketIsClosedError:
+                server.logger.info("Receive error -- socket is closed")
+                break
+            except Exception:
+                # if we get an unexpected exception we log the error and exit
+                # the connection properly
+                server.logger.exception("Unknown receive error")
+            if self.closed:
+                break  # the server closed the session while handling this packet
+    finally:
+        del self.send  # python-engineio's again
+        OUTBOX.flush_socket(self)
 
     await self.queue.put(None)  # unlock the writer task so it can exit
     await writer_task
