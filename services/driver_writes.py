@@ -95,13 +95,15 @@ class RowsInsert:
         )
         self._row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
         head, found, tail = one.sql.partition(" VALUES " + self._row)
-        if not found or self._row in tail or one.names != COLUMNS:
+        if not found or not tail.startswith(" RETURNING ") or one.names != COLUMNS:
             raise RuntimeError(f"unexpected form of the messages' INSERT: {one.sql}")
         self._head, self._tail = head + " VALUES ", tail
         self._processors = one.processors
 
-    def sql(self, rows: int) -> str:
-        return self._head + ", ".join([self._row] * rows) + self._tail
+    def sql(self, rows: int, *, returning: bool = True) -> str:
+        """The statement for `rows` rows; without `returning`, the ids are not read back (one
+        row's is in the INSERT's answer, its `lastrowid`)."""
+        return self._head + ", ".join([self._row] * rows) + (self._tail if returning else "")
 
     def args(self, messages: Sequence[Posted], now: datetime) -> list[object]:
         out: list[object] = []
@@ -138,17 +140,18 @@ class DriverWrites:
         in the connection's transaction (which this begins). How many conversations the
         UPDATE matched, and whether the transaction is committed.
 
-        A message alone takes one round trip: its conversation's `last_message_id` is the id
-        the INSERT just made (`LAST_INSERT_ID()`, on this connection), and when the UPDATE
+        A message alone takes one round trip: its id comes in the INSERT's answer, its
+        conversation's `last_message_id` is that id (`LAST_INSERT_ID()`), and when the UPDATE
         matched (its conversation only moves its activity) and `may_commit`, the same query
         commits (`COMMIT_IF_MATCHED`). A batch takes two (the UPDATE needs each conversation's
         last id) and is never committed here."""
-        parts = [self._insert.sql(len(messages))]
+        lone = len(messages) == 1
+        # Alone, its id comes in the INSERT's own answer (no rows to read back).
+        parts = [self._insert.sql(len(messages), returning=not lone)]
         args = self._insert.args(messages, now)
         if self._lock is not None:
             parts.insert(0, self._lock.sql)
             args[:0] = self._lock_args
-        lone = len(messages) == 1
         if lone:
             update_ = self._update((*activity.shape[:4], 0, LAST_INSERT_ID))
             parts.append(update_.sql)
@@ -163,7 +166,7 @@ class DriverWrites:
             if self._lock is not None:
                 await cursor.nextset()
             # An INSERT's auto-increment ids grow in the order of its rows.
-            ids = sorted(id_ for (id_,) in await cursor.fetchall())
+            ids = [cursor.lastrowid] if lone else sorted(i for (i,) in await cursor.fetchall())
             if len(ids) != len(messages):
                 raise RuntimeError(f"{len(ids)} ids returned for {len(messages)} rows")
             for message, id_ in zip(messages, ids, strict=True):

@@ -83,6 +83,13 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
     its outcome into the ack: `AppError` as its own code, anything else `unavailable`. The
     handler gets its `Turn`, to let the next event start before its own ack."""
     event = handler.__name__.removeprefix("on_")
+    acks: dict[str, Any] = {}  # the ACKS counter of each outcome (`labels` is a lookup)
+
+    def count(outcome: str) -> None:
+        counter = acks.get(outcome)
+        if counter is None:
+            counter = acks[outcome] = ACKS.labels(event, outcome)
+        counter.inc()
 
     @functools.wraps(handler)
     async def wrapper(self: ChatNamespace, sid: str, *args: Any) -> Ack:
@@ -91,7 +98,7 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
             return unavailable().ack()
         waiting = self.waiting.get(sid, 0)
         if waiting >= MAX_QUEUED_EVENTS:  # one client may not pile up unbounded work
-            ACKS.labels(event, "rate_limited").inc()
+            count("rate_limited")
             return AppError(Code.RATE_LIMITED, "Too many events waiting; slow down.").ack()
         self.waiting[sid] = waiting + 1
         received = time.perf_counter()
@@ -108,18 +115,18 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
                 turn.over()
             if event == EV_MESSAGE:  # from its arrival to the hand-off to its recipients
                 DELIVERY_SECONDS.observe(time.perf_counter() - received)
-            ACKS.labels(event, "ok").inc()
+            count("ok")
             return result
         except AppError as exc:
-            ACKS.labels(event, exc.code.value).inc()
+            count(exc.code.value)
             return exc.ack()
         except OUTAGE as exc:
             log.warning("%s refused: %s unavailable", event, type(exc).__name__, extra={"sid": sid})
-            ACKS.labels(event, "unavailable").inc()
+            count("unavailable")
             return unavailable().ack()
         except Exception:
             log.exception("%s failed", event, extra={"sid": sid})
-            ACKS.labels(event, "unavailable").inc()
+            count("unavailable")
             return unavailable().ack()
         finally:
             if sid in self.waiting:

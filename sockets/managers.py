@@ -5,7 +5,7 @@ recipient and waits for them all. Handing a packet to a socket only appends it t
 socket's queue (its writer task does the rest), so those tasks cost a task each and, worse,
 a turn of the event loop for every emit: a broker listener, which relays one message at a
 time, then relays one message per turn of a busy loop, whatever CPU is left. `DirectEmit`
-hands the packet to each recipient's queue in place.
+hands the packet to each recipient's Engine.IO socket in place (`AsyncServer.send_packet`).
 
 `RedisManager`: python-socketio's `AsyncPubSubManager` through its two documented hooks,
 `_publish` and `_listen`, on Redis's pub/sub: pipelined publishing, a bounded connection
@@ -77,12 +77,13 @@ class DirectEmit(socketio.AsyncManager):  # type: ignore[misc]
             eio_packet.Packet(eio_packet.MESSAGE, p)
             for p in (encoded if isinstance(encoded, list) else [encoded])
         ]
+        send = self.server.eio.send_packet  # python-engineio's public "send a raw packet"
         for sid, eio_sid in list(self.get_participants(namespace, room)):
             if sid in skip:
                 continue
             for frame in frames:
                 try:
-                    await self.server._send_eio_packet(eio_sid, frame)
+                    await send(eio_sid, frame)
                 except Exception as exc:  # a socket closing meanwhile: the others still get it
                     log.debug("emit to %s dropped: %s", sid, type(exc).__name__)
                     break

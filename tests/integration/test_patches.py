@@ -11,10 +11,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import engineio
 import engineio.payload
 import httpx
 import pytest
-import socketio
 
 import sockets.engine
 import sockets.transport
@@ -90,7 +90,7 @@ async def test_the_engineio_and_socketio_patches_run(
         "_engineio_server_class",
     ):
         spies.on(SocketServer, name)
-    spies.on(socketio.AsyncServer, "_send_eio_packet")  # what DirectEmit hands packets to
+    spies.on(engineio.AsyncServer, "send_packet")  # what DirectEmit hands packets to
     for name in ("generate_id", "create_queue", "start_background_task", "_ping", "disconnect"):
         spies.on(EngineServer, name)
     spies.on(DirectEmit, "emit")
@@ -119,7 +119,7 @@ async def test_the_engineio_and_socketio_patches_run(
         "SocketServer._handle_eio_disconnect",
         "SocketServer._handle_disconnect",
         "SocketServer._engineio_server_class",
-        "AsyncServer._send_eio_packet",
+        "AsyncServer.send_packet",
         "EngineServer.generate_id",
         "EngineServer.create_queue",
         "EngineServer.start_background_task",
@@ -137,6 +137,7 @@ async def test_the_websocket_loop_writes_and_request_patches_run(
     spies.on(sockets.engine, "websocket_session")
     spies.on(sockets.engine, "poll")
     spies.on(sockets.engine.WebSocket, "send_all")
+    spies.on(sockets.engine.TurnOutbox, "flush")
     spies.on(sockets.transport, "translate_request")  # before the handler is made
     stack = await make_stack()
     ana = await stack.connect(await stack.register("ana"))
@@ -147,7 +148,14 @@ async def test_the_websocket_loop_writes_and_request_patches_run(
         "sockets.engine.websocket_session",
         "sockets.engine.poll",
         "WebSocket.send_all",
+        "TurnOutbox.flush",
         "sockets.transport.translate_request",
+    )
+    # While their WebSocket sessions run, sockets send through the turn's outbox.
+    engine = stack.services.fanout.server.eio  # type: ignore[attr-defined]
+    assert engine.sockets and all(
+        getattr(s.send, "__qualname__", "") == "turn_send.<locals>.send"
+        for s in engine.sockets.values()
     )
     handlers = list(stack.services.fanout.server.eio._async["websocket"].__mro__)  # type: ignore[attr-defined]
     assert sockets.engine.WebSocket in handlers

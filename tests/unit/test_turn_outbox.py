@@ -1,0 +1,98 @@
+"""`turn_send` and `TurnOutbox` (sockets/engine.py): message packets sent to a WebSocket session
+during one turn of the event loop are written together at its end, and a socket's packets keep
+their order whichever way each goes (the turn's outbox, or python-engineio's queue and the
+session's writer)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from engineio import exceptions, packet
+
+from sockets.engine import OUTBOX, turn_send
+from sockets.queues import PacketQueue
+
+
+class FakeWs:
+    def __init__(self) -> None:
+        self.writes: list[list[str]] = []
+        self.broken = False
+
+    def send_all(self, messages: list[str]) -> None:
+        if self.broken:
+            raise exceptions.EngineIOError()
+        self.writes.append(list(messages))
+
+
+class FakeServer:
+    ping_timeout = 20
+    logger = logging.getLogger("test")
+
+
+class FakeSocket:
+    """What python-engineio's `AsyncSocket.send` reads of its socket."""
+
+    def __init__(self) -> None:
+        self.server = FakeServer()
+        self.sid = "s"
+        self.closed = False
+        self.last_ping: float | None = None
+        self.queue = PacketQueue()
+
+    async def check_ping_timeout(self) -> bool:
+        return True
+
+
+def message(text: str) -> Any:
+    return packet.Packet(packet.MESSAGE, data=text)
+
+
+async def test_messages_of_one_turn_go_out_in_one_write_at_its_end() -> None:
+    socket, ws = FakeSocket(), FakeWs()
+    other, other_ws = FakeSocket(), FakeWs()
+    send, send_other = turn_send(socket, ws), turn_send(other, other_ws)
+    await send(message("a"))
+    await send_other(message("x"))
+    await send(message("b"))
+    assert ws.writes == [] and other_ws.writes == []  # not before the turn ends
+    await asyncio.sleep(0)
+    assert ws.writes == [["4a", "4b"]]
+    assert other_ws.writes == [["4x"]]
+    assert socket.queue.empty()
+
+
+async def test_a_ping_and_what_follows_it_keep_their_place() -> None:
+    socket, ws = FakeSocket(), FakeWs()
+    send = turn_send(socket, ws)
+    await send(message("a"))
+    await send(packet.Packet(packet.PING))  # takes the queue: "a" is written first
+    assert ws.writes == [["4a"]]
+    await send(message("b"))  # behind the queued ping: the queue too
+    queued = [socket.queue.get_nowait().encode() for _ in range(socket.queue.qsize())]
+    assert queued == ["2", "4b"]
+    await asyncio.sleep(0)
+    assert ws.writes == [["4a"]]
+
+
+async def test_a_closed_socket_refuses_and_a_broken_one_drops_quietly() -> None:
+    socket, ws = FakeSocket(), FakeWs()
+    send = turn_send(socket, ws)
+    ws.broken = True
+    await send(message("lost"))
+    await asyncio.sleep(0)  # the write fails: the session's loop sees the closed socket
+    socket.closed = True
+    with pytest.raises(exceptions.SocketIsClosedError):
+        await send(message("late"))
+    assert OUTBOX._pending == {}
+
+
+async def test_an_overdue_ping_takes_python_engineios_way() -> None:
+    socket, ws = FakeSocket(), FakeWs()
+    socket.last_ping = 1.0  # long ago: python-engineio's check decides (here: still open)
+    send = turn_send(socket, ws)
+    await send(message("a"))
+    assert [socket.queue.get_nowait().encode()] == ["4a"]
+    assert ws.writes == []
