@@ -135,6 +135,7 @@ def acked(handler: Handler) -> Callable[..., Awaitable[Ack]]:
             if not self.in_flight:
                 self.idle.set()
 
+    wrapper.acked = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -151,8 +152,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.idle = asyncio.Event()  # set while no event is in flight
         self.idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # The contract's client events: each `on_<event>` made by `acked`.
+        self._events: dict[str, Callable[..., Awaitable[Ack]]] = {
+            name.removeprefix("on_"): getattr(self, name)
+            for name in dir(type(self))
+            if name.startswith("on_") and getattr(getattr(self, name), "acked", False)
+        }
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        """python-socketio's documented dispatch hook: the contract's events go straight to
+        their `acked` handler (found once, not looked up and inspected for each event);
+        connect and disconnect go python-socketio's way."""
+        handler = self._events.get(event)
+        if handler is not None:
+            return await handler(*args)
         if not hasattr(self, f"on_{event}"):
             return invalid("Unknown event.").ack()  # acked, so a client never waits for it
         return await super().trigger_event(event, *args)
