@@ -35,19 +35,22 @@ class TurnOutbox:
     """Message packets for WebSocket sessions, written when the loop's turn ends: one write per
     socket for all it was sent during the turn, from one callback for all sockets."""
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_loop", "_pending")
 
     def __init__(self) -> None:
         self._pending: dict[Any, tuple[Any, list[Any]]] = {}  # socket -> (ws, packets)
+        self._loop: asyncio.AbstractEventLoop | None = None  # where `flush` is scheduled
 
     def add(self, socket: Any, ws: Any, pkt: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._pending or self._loop is not loop:  # (a loop closed with its flush due)
+            self._loop = loop
+            loop.call_soon(self.flush)
         entry = self._pending.get(socket)
-        if entry is not None:
+        if entry is None:
+            self._pending[socket] = (ws, [pkt])
+        else:
             entry[1].append(pkt)
-            return
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._pending[socket] = (ws, [pkt])
 
     def flush(self) -> None:
         pending, self._pending = self._pending, {}

@@ -96,3 +96,28 @@ async def test_an_overdue_ping_takes_python_engineios_way() -> None:
     await send(message("a"))
     assert [socket.queue.get_nowait().encode()] == ["4a"]
     assert ws.writes == []
+
+
+def test_a_loop_that_closed_before_its_flush_leaves_nothing_stuck() -> None:
+    socket, ws = FakeSocket(), FakeWs()
+
+    async def send_one(text: str) -> None:
+        await turn_send(socket, ws)(message(text))
+
+    first = asyncio.new_event_loop()
+
+    async def send_then_stop() -> None:
+        await send_one("a")
+        first.stop()  # the loop stops before the turn in which its flush was due
+
+    task = first.create_task(send_then_stop())
+    first.run_forever()
+    assert task.done()
+    first.close()
+    second = asyncio.new_event_loop()
+    try:
+        second.run_until_complete(send_one("b"))
+        second.run_until_complete(asyncio.sleep(0))
+    finally:
+        second.close()
+    assert ws.writes == [["4a", "4b"]]
