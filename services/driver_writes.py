@@ -36,12 +36,12 @@ from models.message import Message, Posted
 from services.activity import Activity, quiet_update
 
 MESSAGES = cast(Table, Message.__table__)
-# The columns a message is inserted with, in the order of the statement's VALUES.
 # Commits when the statement before it matched one row (MariaDB's anonymous block): the
 # transaction is then over, which the server tells the driver in its answer.
 COMMIT_IF_MATCHED = "BEGIN NOT ATOMIC IF ROW_COUNT() = 1 THEN COMMIT; END IF; END"
 # The id the connection's last INSERT made (its first row's).
 LAST_INSERT_ID = func.last_insert_id()
+# The columns a message is inserted with, in the order of the statement's VALUES.
 COLUMNS = ("sender", "recipient", "conversation", "text", "created_at", "client_msg_id", "note")
 
 
@@ -143,8 +143,8 @@ class DriverWrites:
         A message alone takes one round trip: its id comes in the INSERT's answer, its
         conversation's `last_message_id` is that id (`LAST_INSERT_ID()`), and when the UPDATE
         matched (its conversation only moves its activity) and `may_commit`, the same query
-        commits (`COMMIT_IF_MATCHED`). A batch takes two (the UPDATE needs each conversation's
-        last id) and is never committed here."""
+        commits (`COMMIT_IF_MATCHED`). A batch takes two round trips here (the UPDATE needs
+        each conversation's last id), and is committed by the caller."""
         lone = len(messages) == 1
         # Alone, its id comes in the INSERT's own answer (no rows to read back).
         parts = [self._insert.sql(len(messages), returning=not lone)]
