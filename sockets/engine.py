@@ -42,10 +42,10 @@ class TurnOutbox:
         self._loop: asyncio.AbstractEventLoop | None = None  # where `flush` is scheduled
 
     def add(self, socket: Any, ws: Any, pkt: Any) -> None:
-        loop = asyncio.get_running_loop()
-        if not self._pending or self._loop is not loop:  # (a loop closed with its flush due)
-            self._loop = loop
-            loop.call_soon(self.flush)
+        # A flush is due unless nothing waits, or the loop it was due on closed first.
+        if not self._pending or self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self.flush)
         entry = self._pending.get(socket)
         if entry is None:
             self._pending[socket] = (ws, [pkt])
@@ -54,19 +54,26 @@ class TurnOutbox:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
+        encoded: dict[int, str] = {}  # a packet emitted to many sockets is encoded once
         for ws, packets in pending.values():
-            _write(ws, packets)
+            _write(ws, packets, encoded)
 
     def flush_socket(self, socket: Any) -> None:
         """Write what waits for `socket` now (before a packet that takes the queue)."""
         entry = self._pending.pop(socket, None)
         if entry is not None:
-            _write(*entry)
+            _write(*entry, {})
 
 
-def _write(ws: Any, packets: list[Any]) -> None:
+def _write(ws: Any, packets: list[Any], encoded: dict[int, str]) -> None:
+    frames = []
+    for pkt in packets:
+        frame = encoded.get(id(pkt))
+        if frame is None:
+            frame = encoded[id(pkt)] = pkt.encode()
+        frames.append(frame)
     try:
-        ws.send_all([pkt.encode() for pkt in packets])
+        ws.send_all(frames)
     except Exception:  # noqa: S110 - closed meanwhile: its session loop ends and tells
         pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import secrets
 import shutil
@@ -215,14 +216,20 @@ def statements(stack: Stack) -> Iterator[list[str]]:
             event.remove(engine, "before_cursor_execute", record)
         return
     execute, executemany = aiomysql.Cursor.execute, aiomysql.Cursor.executemany
+    many: contextvars.ContextVar[bool] = contextvars.ContextVar("many", default=False)
 
     async def recorded(cursor: Any, query: str, args: Any = None) -> Any:
-        seen.append(query)
+        if not many.get():  # not executemany's own call for each row
+            seen.append(query)
         return await execute(cursor, query, args)
 
     async def recorded_many(cursor: Any, query: str, args: Any) -> Any:
         seen.append(query)
-        return await executemany(cursor, query, args)
+        token = many.set(True)
+        try:
+            return await executemany(cursor, query, args)
+        finally:
+            many.reset(token)
 
     aiomysql.Cursor.execute, aiomysql.Cursor.executemany = recorded, recorded_many
     try:

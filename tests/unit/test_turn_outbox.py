@@ -64,6 +64,25 @@ async def test_messages_of_one_turn_go_out_in_one_write_at_its_end() -> None:
     assert socket.queue.empty()
 
 
+async def test_a_packet_sent_to_many_sockets_is_encoded_once() -> None:
+    shared = message("to all")
+    calls = 0
+    encode = shared.encode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return encode(*args, **kwargs)
+
+    shared.encode = counted
+    pairs = [(FakeSocket(), FakeWs()) for _ in range(3)]
+    for socket, ws in pairs:
+        await turn_send(socket, ws)(shared)
+    await asyncio.sleep(0)
+    assert [ws.writes for _, ws in pairs] == [[["4to all"]]] * 3
+    assert calls == 1
+
+
 async def test_a_ping_and_what_follows_it_keep_their_place() -> None:
     socket, ws = FakeSocket(), FakeWs()
     send = turn_send(socket, ws)
